@@ -1,0 +1,32 @@
+# The two commands a newcomer needs: `make run` and `make test`.
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: run test bench media clean sysdeps
+
+$(STAMP): pyproject.toml
+	@bash deploy/system-deps.sh
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+sysdeps:
+	bash deploy/system-deps.sh
+
+media: $(STAMP)
+	$(PY) -m kiosk.media_gen
+
+run: $(STAMP)
+	$(PY) -m kiosk.demo
+
+test: $(STAMP)
+	$(PY) -m pytest
+
+bench: $(STAMP)
+	$(PY) -m tests.bench
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

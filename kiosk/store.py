@@ -1,0 +1,181 @@
+"""Durable local storage: one SQLite database in WAL mode with synchronous=FULL.
+
+Everything the kiosk keeps is a *record* in the ``outbox`` table: a submitted
+visit, an emergency alert, a staff call. A record is written in one
+transaction, so after a power cut it is either there whole or not at all, and
+it stays until the clinic hub has acknowledged it (see :mod:`kiosk.sync`).
+
+The body of a record goes through a :class:`Sealer` before it is written, so
+the sync work can encrypt it to the clinic's key; the columns beside it hold
+only what sync needs (id, kind, created time, attempts).
+
+>>> store = Store.open(":memory:")
+>>> rid = store.add("visit", {"answers": {"pain-now": 3}})
+>>> store.depth()
+1
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import Iterator, Protocol
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+MIGRATIONS = Migrations("clinic-kiosk")
+
+
+@MIGRATIONS()
+def m001_outbox(db: sqlite_utils.Database) -> None:
+    db["outbox"].create(
+        {
+            "id": str,
+            "kind": str,
+            "priority": int,
+            "created_at": str,
+            "body": bytes,
+            "attempts": int,
+            "acked_at": str,
+        },
+        pk="id",
+        not_null={"kind", "created_at", "body"},
+        defaults={"attempts": 0, "priority": 0},
+    )
+    db["outbox"].create_index(["acked_at", "priority", "created_at"])
+
+
+@MIGRATIONS()
+def m002_kiosk_state(db: sqlite_utils.Database) -> None:
+    # Small key/value facts about the device (last sync, enrollment), never
+    # patient data.
+    db["kiosk_state"].create({"key": str, "value": str}, pk="key")
+
+
+class Sealer(Protocol):
+    """Turns a record body into what rests on disk."""
+
+    def seal(self, plaintext: bytes) -> bytes: ...
+
+
+class PlainSealer:
+    """Stores bodies as they are; used only until the kiosk holds a clinic key
+    and in tests of the storage layer itself."""
+
+    def seal(self, plaintext: bytes) -> bytes:
+        return plaintext
+
+
+#: Kinds of record and their place in the sync queue (higher goes first).
+PRIORITY = {"alert": 10, "staff-call": 10, "visit": 0}
+
+
+def utcnow() -> str:
+    return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
+
+
+def open_database(path: str | Path) -> sqlite_utils.Database:
+    """Opens (creating if needed) the kiosk database with durable settings and
+    applies pending migrations.
+
+    The connection may be used from one thread at a time; :class:`Store`
+    serialises access with a lock so the UI never writes directly.
+    """
+    if str(path) == ":memory:":
+        conn = sqlite3.connect(":memory:", check_same_thread=False)
+    else:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
+    db = sqlite_utils.Database(conn)
+    if str(path) != ":memory:":
+        db.enable_wal()
+    db.execute("PRAGMA synchronous=FULL")
+    db.execute("PRAGMA foreign_keys=ON")
+    MIGRATIONS.apply(db)
+    if str(path) != ":memory:":
+        try:
+            Path(path).chmod(0o600)
+        except OSError:
+            pass
+    return db
+
+
+class Store:
+    """The kiosk's records. Thread-safe: the UI hands writes to a worker
+    thread, the sync worker reads and acknowledges from its own."""
+
+    def __init__(self, db: sqlite_utils.Database, sealer: Sealer | None = None):
+        self.db = db
+        self.sealer: Sealer = sealer or PlainSealer()
+        self._lock = threading.RLock()
+
+    @classmethod
+    def open(cls, path: str | Path, sealer: Sealer | None = None) -> "Store":
+        return cls(open_database(path), sealer)
+
+    def add(self, kind: str, payload: dict, record_id: str | None = None) -> str:
+        """Seals ``payload`` and commits it as one record; returns its id.
+
+        The commit is durable (WAL + synchronous=FULL) when this returns.
+        """
+        if kind not in PRIORITY:
+            raise ValueError(f"unknown record kind {kind!r}")
+        record_id = record_id or str(uuid.uuid4())
+        body = self.sealer.seal(json.dumps(payload, sort_keys=True).encode("utf-8"))
+        with self._lock, self.db.atomic():
+            self.db["outbox"].insert(
+                {
+                    "id": record_id,
+                    "kind": kind,
+                    "priority": PRIORITY[kind],
+                    "created_at": utcnow(),
+                    "body": body,
+                    "attempts": 0,
+                    "acked_at": None,
+                }
+            )
+        return record_id
+
+    def pending(self, limit: int = 100) -> list[dict]:
+        """Unacknowledged records, alerts first, then oldest first."""
+        with self._lock:
+            return list(
+                self.db["outbox"].rows_where(
+                    "acked_at is null", order_by="priority desc, created_at, id", limit=limit
+                )
+            )
+
+    def depth(self) -> int:
+        with self._lock:
+            return self.db["outbox"].count_where("acked_at is null")
+
+    def oldest_pending_created(self) -> str | None:
+        with self._lock:
+            row = self.db.execute(
+                "select min(created_at) from outbox where acked_at is null"
+            ).fetchone()
+        return row[0] if row else None
+
+    def kinds(self) -> Iterator[tuple[str, str]]:
+        """(id, kind) of every record, for tests and the status command."""
+        with self._lock:
+            yield from self.db.execute("select id, kind from outbox order by created_at").fetchall()
+
+    def get_state(self, key: str, default: str | None = None) -> str | None:
+        with self._lock:
+            rows = list(self.db["kiosk_state"].rows_where("key = ?", [key]))
+        return rows[0]["value"] if rows else default
+
+    def set_state(self, key: str, value: str) -> None:
+        with self._lock, self.db.atomic():
+            self.db["kiosk_state"].upsert({"key": key, "value": value}, pk="key")
+
+    def close(self) -> None:
+        with self._lock:
+            self.db.close()
