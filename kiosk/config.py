@@ -70,6 +70,9 @@ class KioskSection:
     content_pack: str = _doc(
         "Folder of the content pack; empty means the built-in default pack.", ""
     )
+    media_manifest: str = _doc(
+        "Manifest of the explainer videos; empty means the project's media/manifest.json.", ""
+    )
     fullscreen: bool = _doc("Run full screen (the kiosk) rather than in a window.", True)
     large_text: bool = _doc("Start every visit with large text switched on.", False)
     staff_pin_hash: str = _doc(
@@ -105,6 +108,12 @@ class HubSection:
     retention_s: int = _doc(
         "Seconds a record stays on the kiosk after the hub acknowledged it (0: at once).", 0
     )
+    batch_size: int = _doc("Most records sent to the hub in one request.", 100)
+    backoff_base_s: float = _doc(
+        "First wait after the hub could not be reached; doubles on each failure.", 1.0
+    )
+    backoff_max_s: float = _doc("Longest wait between attempts while the hub is away.", 300.0)
+    request_timeout_s: float = _doc("Seconds to wait for the hub before trying again later.", 15.0)
 
 
 @dataclass(frozen=True)

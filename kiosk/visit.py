@@ -1,0 +1,202 @@
+"""One patient's visit: answers, where they are, and what happens next.
+
+The app owns exactly one :class:`Visit` at a time and drops it whole when the
+visit is submitted or the kiosk goes idle, so nothing of one patient can
+reach the next. Navigation follows the pack's enableWhen live: changing an
+answer can show or hide later questions.
+
+>>> v = Visit(load_pack(), "en")                     # doctest: +SKIP
+>>> v.current().link_id                              # doctest: +SKIP
+'given-name'
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .pack import Item, Pack
+from .rules import Result, enabled, evaluate
+from .store import utcnow
+
+
+class VisitFileError(Exception):
+    """A visit file that cannot be replayed or scored (exit code 2)."""
+
+
+class Visit:
+    """The state of one visit. Pure: no clock, no storage, no UI."""
+
+    def __init__(self, pack: Pack, language: str, visit_date: dt.date | None = None, kiosk_id: str = "kiosk-1"):
+        self.pack = pack
+        self.language = language
+        self.visit_date = visit_date or dt.date.today()
+        self.kiosk_id = kiosk_id
+        self.intake_id = str(uuid.uuid4())
+        self.answers: dict = {}
+        self.position: str | None = None
+        self.trail: list[str] = []  # questions shown, for the back button
+        self.reviewing = False  # came from the review screen: return there
+
+    # -- what is asked ---------------------------------------------------
+
+    def is_enabled(self, item: Item) -> bool:
+        return enabled(item, self.answers)
+
+    def questions(self) -> list[Item]:
+        """The questions this patient is asked, given the answers so far."""
+        return [i for i in self.pack.questions if self.is_enabled(i)]
+
+    def start(self) -> Item | None:
+        self.trail.clear()
+        qs = self.questions()
+        self.position = qs[0].link_id if qs else None
+        return self.current()
+
+    def current(self) -> Item | None:
+        return self.pack.item(self.position) if self.position else None
+
+    def go_to(self, link_id: str, reviewing: bool = False) -> Item:
+        self.position = link_id
+        self.reviewing = reviewing
+        return self.current()
+
+    def advance(self) -> Item | None:
+        """Moves to the next enabled question; None when the intake is done."""
+        order = [i.link_id for i in self.pack.questions]
+        here = order.index(self.position) if self.position in order else -1
+        if self.position:
+            self.trail.append(self.position)
+        if self.reviewing:
+            self.reviewing = False
+            self.position = None
+            return None
+        for link_id in order[here + 1 :]:
+            item = self.pack.item(link_id)
+            if self.is_enabled(item):
+                self.position = link_id
+                return item
+        self.position = None
+        return None
+
+    def back(self) -> Item | None:
+        """Returns to the previous question shown, or None at the start."""
+        while self.trail:
+            link_id = self.trail.pop()
+            if self.is_enabled(self.pack.item(link_id)):
+                self.position = link_id
+                return self.current()
+        return None
+
+    def progress(self) -> tuple[int, int]:
+        """(number of the current question, questions in all) for the progress bar."""
+        qs = [i.link_id for i in self.questions()]
+        if self.position in qs:
+            return qs.index(self.position) + 1, len(qs)
+        return len(qs), len(qs)
+
+    # -- answers ---------------------------------------------------------
+
+    def answer(self, link_id: str, value) -> None:
+        item = self.pack.item(link_id)
+        problem = item.check_answer(value)
+        if problem:
+            raise ValueError(f"{link_id}: {problem}")
+        self.answers[link_id] = value
+
+    def skip(self, link_id: str) -> None:
+        self.answers.pop(link_id, None)
+
+    def effective_answers(self) -> dict:
+        """Answers to questions that are still asked (hidden ones drop out)."""
+        return {i.link_id: self.answers[i.link_id] for i in self.questions() if i.link_id in self.answers}
+
+    def result(self) -> Result:
+        return evaluate(self.pack.rules, self.effective_answers(), self.visit_date)
+
+    def is_emergency(self) -> bool:
+        return self.result().tier == "emergency"
+
+    def unanswered_screening(self) -> list[str]:
+        return [i.link_id for i in self.questions() if i.section == "safety" and i.link_id not in self.answers]
+
+    def payload(self, status: str) -> dict:
+        """The record the kiosk stores and the hub receives."""
+        result = self.result()
+        return {
+            "intake_id": self.intake_id,
+            "kiosk_id": self.kiosk_id,
+            "submitted_at": utcnow(),
+            "status": status,
+            "language": self.language,
+            "visit_date": self.visit_date.isoformat(),
+            "content_version": self.pack.content_version,
+            "answers": self.effective_answers(),
+            "not_answered": self.unanswered_screening(),
+            "result": result.as_json(),
+            "summary": result.summary_json(),
+            "notices": [s.notice for s in self.pack.rules.scores if s.notice],
+        }
+
+
+# -- visit files (the replay format of the public contract) -------------------
+
+
+@dataclass
+class VisitFile:
+    language: str
+    visit_date: dt.date
+    answers: dict  # answers that the pack asks, in the pack's order
+    warnings: list[str] = field(default_factory=list)
+
+
+def read_visit_file(path: str | Path, pack: Pack) -> VisitFile:
+    """Reads a visit JSON file and checks it against the pack.
+
+    A required item that would be asked but is missing, or an answer of the
+    wrong type, raises :class:`VisitFileError` naming the linkId. Answers the
+    pack does not ask (unknown, or hidden by skip logic) are dropped with a
+    warning, so one file works across pack versions.
+    """
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise VisitFileError(f"{path}: file not found") from None
+    except json.JSONDecodeError as exc:
+        raise VisitFileError(f"{path}:{exc.lineno}: broken JSON: {exc.msg}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("answers"), dict):
+        raise VisitFileError(f"{path}: expected an object with an 'answers' object")
+    language = data.get("language", pack.languages[0])
+    if language not in pack.languages:
+        raise VisitFileError(f"{path}:language: {language!r} is not offered (offered: {', '.join(pack.languages)})")
+    try:
+        visit_date = dt.date.fromisoformat(data.get("visit_date") or dt.date.today().isoformat())
+    except ValueError:
+        raise VisitFileError(f"{path}:visit_date: expected YYYY-MM-DD") from None
+    given = dict(data["answers"])
+    warnings = []
+    for link_id in given:
+        if not pack.has(link_id) or pack.item(link_id).type in ("group", "display"):
+            warnings.append(f"{path}:{link_id}: not asked by content pack {pack.content_version}; ignored")
+    asked: dict = {}
+    for item in pack.questions:
+        if not enabled(item, asked):
+            if item.link_id in given:
+                warnings.append(f"{path}:{item.link_id}: hidden by skip logic for this visit; ignored")
+            continue
+        if item.link_id not in given or given[item.link_id] is None:
+            if item.required:
+                raise VisitFileError(f"{path}:{item.link_id}: required answer is missing")
+            continue
+        problem = item.check_answer(given[item.link_id])
+        if problem:
+            raise VisitFileError(f"{path}:{item.link_id}: {problem}")
+        asked[item.link_id] = given[item.link_id]
+    return VisitFile(language, visit_date, asked, warnings)
+
+
+def score_visit_file(vf: VisitFile, pack: Pack) -> Result:
+    return evaluate(pack.rules, vf.answers, vf.visit_date)

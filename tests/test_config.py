@@ -1,0 +1,53 @@
+from pathlib import Path
+
+import pytest
+
+from kiosk import config
+
+
+def write(tmp_path, text):
+    p = tmp_path / "kiosk.toml"
+    p.write_text(text)
+    return p
+
+
+def test_defaults_without_a_file(tmp_path):
+    cfg = config.load(None) if not config.DEFAULT_CONFIG_PATH.exists() else config.Config()
+    assert cfg.kiosk.idle_timeout_s == 90
+    assert cfg.clinic.languages == ["en", "es"]
+
+
+def test_a_file_changes_only_what_it_names(tmp_path):
+    cfg = config.load(write(tmp_path, '[clinic]\nname = "Riverside"\n[kiosk]\nidle_timeout_s = 120\n'))
+    assert cfg.clinic.name == "Riverside"
+    assert cfg.kiosk.idle_timeout_s == 120
+    assert cfg.gpio.call_button_pin == 17
+
+
+def test_unknown_key_and_wrong_type_name_file_and_key(tmp_path):
+    path = write(tmp_path, '[kiosk]\nidle_timout_s = 120\nfullscreen = "yes"\n[gpoi]\nx = 1\n')
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(path)
+    problems = "\n".join(exc.value.problems)
+    assert f"{path}:kiosk.idle_timout_s: unknown key" in problems
+    assert f"{path}:kiosk.fullscreen: expected true or false" in problems
+    assert f"{path}:gpoi: unknown section" in problems
+
+
+def test_too_short_idle_timeout_is_refused(tmp_path):
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(write(tmp_path, "[kiosk]\nidle_timeout_s = 5\n"))
+    assert "at least 20 seconds" in exc.value.problems[0]
+
+
+def test_broken_toml_says_where(tmp_path):
+    path = write(tmp_path, "[kiosk\nidle = 1\n")
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(path)
+    assert exc.value.problems[0].startswith(f"{path}:1: not valid TOML")
+
+
+def test_shipped_example_config_is_the_documented_defaults():
+    shipped = Path(__file__).resolve().parent.parent / "deploy" / "kiosk.toml"
+    assert shipped.read_text() == config.documented_defaults() + "\n"
+    assert config.load(shipped) == config.Config(source=str(shipped))
