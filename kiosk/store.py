@@ -17,6 +17,7 @@ only what sync needs (id, kind, created time, attempts).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import sqlite3
@@ -128,7 +129,7 @@ class Store:
             raise ValueError(f"unknown record kind {kind!r}")
         record_id = record_id or str(uuid.uuid4())
         body = self.sealer.seal(json.dumps(payload, sort_keys=True).encode("utf-8"))
-        with self._lock, self.db.atomic():
+        with self.write_transaction():
             self.db["outbox"].insert(
                 {
                     "id": record_id,
@@ -173,9 +174,114 @@ class Store:
         return rows[0]["value"] if rows else default
 
     def set_state(self, key: str, value: str) -> None:
-        with self._lock, self.db.atomic():
+        with self.write_transaction():
             self.db["kiosk_state"].upsert({"key": key, "value": value}, pk="key")
+
+    @contextlib.contextmanager
+    def write_transaction(self) -> Iterator[None]:
+        """A write transaction that takes SQLite's write lock up front
+        (``BEGIN IMMEDIATE``).
+
+        The UI's store and the sync worker's store are two connections to one
+        file. A deferred ``BEGIN`` that reads first (sqlite-utils looks at the
+        table before it inserts) and then writes fails at once with "database
+        is locked" when the other connection committed in between; taking the
+        lock first makes it wait (up to the connection timeout) instead.
+        sqlite-utils calls inside become savepoints of this transaction.
+        """
+        with self._lock:
+            if self.db.conn.in_transaction:
+                yield
+                return
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+            except BaseException:
+                self.db.conn.rollback()
+                raise
+            else:
+                self.db.conn.commit()
+
+    # -- sync support (kiosk.sync) --
+
+    def sync_pending(self, limit: int = 100) -> list[dict]:
+        """Records still to send: unacknowledged and not set aside, alerts first,
+        then oldest first."""
+        with self._lock:
+            return list(
+                self.db["outbox"].rows_where(
+                    "acked_at is null and rejected_at is null",
+                    order_by="priority desc, created_at, id",
+                    limit=limit,
+                )
+            )
+
+    def sync_depth(self) -> int:
+        """How many records still wait for the hub (set-aside ones excluded)."""
+        with self._lock:
+            return self.db["outbox"].count_where("acked_at is null and rejected_at is null")
+
+    def mark_acked(self, ids: list[str], retention_s: float = 0) -> None:
+        """Records the hub's acknowledgement of ``ids``; with ``retention_s`` 0
+        deletes them in the same transaction, so nothing acknowledged lingers."""
+        if not ids:
+            return
+        with self.write_transaction():
+            if retention_s <= 0:
+                self.db.execute(f"delete from outbox where id in ({_marks(ids)})", list(ids))
+            else:
+                self.db.execute(
+                    f"update outbox set acked_at = ? where id in ({_marks(ids)}) and acked_at is null",
+                    [utcnow(), *ids],
+                )
+
+    def purge_acked(self, older_than: str) -> int:
+        """Deletes acknowledged records acked at or before ``older_than`` (ISO
+        time); returns how many."""
+        with self.write_transaction():
+            cur = self.db.execute(
+                "delete from outbox where acked_at is not null and acked_at <= ?", [older_than]
+            )
+            return cur.rowcount
+
+    def bump_attempts(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        with self.write_transaction():
+            self.db.execute(
+                f"update outbox set attempts = attempts + 1 where id in ({_marks(ids)})", list(ids)
+            )
+
+    def mark_rejected(self, ids: list[str]) -> None:
+        if not ids:
+            return
+        with self.write_transaction():
+            self.db.execute(
+                f"update outbox set rejected_at = ? where id in ({_marks(ids)})", [utcnow(), *ids]
+            )
+
+    def rejected_count(self) -> int:
+        with self._lock:
+            return self.db["outbox"].count_where("rejected_at is not null and acked_at is null")
+
+    def all_records(self) -> Iterator[dict]:
+        """Every record on the device, acknowledged or not (for recovery)."""
+        with self._lock:
+            rows = list(self.db["outbox"].rows_where(order_by="created_at, id"))
+        yield from rows
 
     def close(self) -> None:
         with self._lock:
             self.db.close()
+
+
+def _marks(ids) -> str:
+    return ", ".join("?" for _ in ids)
+
+
+@MIGRATIONS()
+def m003_outbox_rejected(db: sqlite_utils.Database) -> None:
+    # A record the hub refused for good (same id, other content; a body that
+    # does not open) is set aside rather than resent forever or deleted: it
+    # stays on the device for `clinic-kiosk export`.
+    db["outbox"].add_column("rejected_at", str)

@@ -1,0 +1,617 @@
+"""Enrollment and exactly-once sync of the kiosk's outbox to the clinic hub.
+
+* :func:`enroll` trades a one-time code for a device token, the clinic's public
+  key and the hub's TLS certificate, which the kiosk pins from then on.
+* :class:`SyncWorker` runs on its own thread with its own database connection
+  and drains the outbox in batches, alerts first. While the hub is away it
+  waits :func:`backoff_delay` between attempts.
+* Every record carries its UUID. The hub stores a record once and answers an
+  identical resend with ``duplicate``, so a lost acknowledgement, a killed
+  process or a dropped connection only ever leads to a resend, never to a
+  second copy. Only after the hub acknowledged does the kiosk delete its copy
+  (after ``hub.retention_s``).
+
+    >>> backoff_delay(3, rand=0.5, base_s=1.0, cap_s=300.0)
+    3.0
+"""
+
+from __future__ import annotations
+
+import base64
+import dataclasses
+import datetime as dt
+import json
+import logging
+import random
+import signal
+import ssl
+import sys
+import threading
+import urllib.parse
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Protocol
+
+import click
+import httpx
+
+from .crypto import (
+    ENROLLMENT_FILE,
+    HUB_CERT_FILE,
+    CryptoError,
+    KeyFileError,
+    NotEnrolled,
+    open_sealed,
+    read_enrollment,
+    read_key_file,
+    write_secret_file,
+)
+from .hub import protocol as p
+from .hub.keys import cert_fingerprint
+from .store import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+# kiosk_state keys (device facts, never patient data).
+STATE_LAST_SYNC = "sync.last_sync"
+STATE_REACHABLE = "sync.hub_reachable"
+STATE_LAST_ATTEMPT = "sync.last_attempt"
+STATE_LAST_ERROR = "sync.last_error"
+
+
+# -- pure rules ---------------------------------------------------------------
+
+
+def backoff_delay(failures: int, rand: float, *, base_s: float = 1.0, cap_s: float = 300.0) -> float:
+    """Seconds to wait after ``failures`` consecutive failed attempts.
+
+    Exponential (``base_s``, doubling, capped at ``cap_s``) with "equal
+    jitter": the wait is between half and all of that, decided by ``rand``
+    in [0, 1). The jitter keeps a room of kiosks that lost the hub together
+    from all knocking again in the same second when it returns; the floor of
+    one half keeps a single kiosk from hammering a hub that is down.
+
+    >>> [backoff_delay(n, rand=0.0) for n in range(5)]
+    [0.0, 0.5, 1.0, 2.0, 4.0]
+    """
+    if failures <= 0:
+        return 0.0
+    rand = min(max(rand, 0.0), 1.0)
+    # Cap the exponent: 2**failures overflows a float long before a kiosk
+    # gives up, and the cap has been reached by then anyway.
+    ceiling = min(cap_s, base_s * 2.0 ** min(failures - 1, 64))
+    return ceiling / 2.0 + ceiling / 2.0 * rand
+
+
+def purge_before(now: dt.datetime, retention_s: float) -> str:
+    """The acknowledgement time at or before which a local copy may go."""
+    return (now - dt.timedelta(seconds=max(retention_s, 0))).isoformat(timespec="milliseconds")
+
+
+def seconds_since(iso: str | None, now: dt.datetime) -> float | None:
+    if not iso:
+        return None
+    try:
+        then = dt.datetime.fromisoformat(iso)
+    except ValueError:
+        return None
+    return max(0.0, (now - then).total_seconds())
+
+
+# -- transport ----------------------------------------------------------------
+
+
+class HubUnreachable(Exception):
+    """The hub could not be reached or did not answer usefully; try later.
+    The message says why without any record content."""
+
+
+class TokenRefused(HubUnreachable):
+    """The hub refused this kiosk's token (revoked): it must enroll again."""
+
+
+class EnrollError(Exception):
+    pass
+
+
+@dataclass
+class BatchOutcome:
+    """What the hub said about one batch."""
+
+    acked: list[str] = field(default_factory=list)
+    rejected: list[str] = field(default_factory=list)
+    #: The batch must be sent in smaller parts (too large, or refused as a
+    #: whole without naming a record).
+    split: bool = False
+    detail: str = ""
+
+
+class Transport(Protocol):
+    """Carries batches of outbox rows to the hub."""
+
+    def submit(self, rows: list[dict]) -> BatchOutcome: ...
+
+    def reachable(self) -> bool: ...
+
+    def close(self) -> None: ...
+
+
+def pinned_ssl_context(cert_pem: str) -> ssl.SSLContext:
+    """An SSL context that trusts exactly the hub's own self-signed
+    certificate and nothing else, so no public CA can vouch for an impostor.
+    The host name is not checked: the kiosk may reach the hub by IP or by a
+    name the certificate does not carry, and the pin already fixes the peer."""
+    ctx = ssl.create_default_context(cadata=cert_pem)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_REQUIRED
+    return ctx
+
+
+def encode_batch(rows: list[dict]) -> dict:
+    return {
+        "records": [
+            {"id": r["id"], "kind": r["kind"], "sealed": base64.b64encode(r["body"]).decode("ascii")}
+            for r in rows
+        ]
+    }
+
+
+def read_outcome(status: int, body: dict | None, sent_ids: list[str]) -> BatchOutcome:
+    """Interprets the hub's answer to a batch (pure, so it is tested alone).
+
+    Raises :class:`HubUnreachable` for answers that mean "try again later".
+    """
+    body = body if isinstance(body, dict) else {}
+    detail = str(body.get("detail", ""))[:300]
+    if status == 200:
+        results = body.get("results")
+        if not isinstance(results, list):
+            raise HubUnreachable("hub answered 200 without results")
+        sent = set(sent_ids)
+        acked = [
+            str(r.get("id"))
+            for r in results
+            if isinstance(r, dict) and r.get("status") in ("stored", "duplicate") and str(r.get("id")) in sent
+        ]
+        return BatchOutcome(acked=acked)
+    if status in (401, 403):
+        raise TokenRefused(f"hub refused this kiosk's token ({status}): enroll again")
+    ids = [i for i in body.get("ids", []) if isinstance(i, str) and i in sent_ids] if status in (409, 422) else []
+    if ids:
+        return BatchOutcome(rejected=ids, detail=detail)
+    if status in (400, 409, 413, 422):
+        if len(sent_ids) == 1:
+            return BatchOutcome(rejected=list(sent_ids), detail=detail)
+        return BatchOutcome(split=True, detail=detail)
+    raise HubUnreachable(f"hub answered {status}")
+
+
+class HttpsTransport:
+    """The sync API over HTTPS with the pinned certificate (httpx)."""
+
+    def __init__(self, url: str, token: str, cert_pem: str, timeout_s: float = 15.0):
+        self.url = url.rstrip("/")
+        self._client = httpx.Client(
+            base_url=self.url,
+            verify=pinned_ssl_context(cert_pem),
+            timeout=httpx.Timeout(timeout_s, connect=min(timeout_s, 5.0)),
+            headers={"Authorization": f"Bearer {token}", "User-Agent": "clinic-kiosk"},
+        )
+
+    @classmethod
+    def from_enrollment(cls, config) -> "HttpsTransport":
+        info = read_enrollment(config.data_path)
+        cert_path = Path(config.data_path) / HUB_CERT_FILE
+        try:
+            cert_pem = cert_path.read_text(encoding="ascii")
+        except (OSError, UnicodeDecodeError):
+            raise NotEnrolled(
+                f"{cert_path}: the pinned hub certificate is missing; enroll again with "
+                "`clinic-kiosk enroll URL CODE`"
+            ) from None
+        if cert_fingerprint(cert_pem) != info["cert_sha256"]:
+            raise NotEnrolled(f"{cert_path}: does not match the enrolled fingerprint; enroll again")
+        url = config.hub.url or info["hub_url"]
+        return cls(url, info["token"], cert_pem, config.hub.request_timeout_s)
+
+    def submit(self, rows: list[dict]) -> BatchOutcome:
+        ids = [r["id"] for r in rows]
+        try:
+            resp = self._client.post(p.RECORDS_PATH, json=encode_batch(rows))
+        except httpx.HTTPError as exc:
+            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
+        try:
+            body = resp.json()
+        except ValueError:
+            body = None
+        return read_outcome(resp.status_code, body, ids)
+
+    def reachable(self) -> bool:
+        try:
+            return self._client.get(p.HEALTH_PATH).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def close(self) -> None:
+        self._client.close()
+
+
+# -- enrollment ---------------------------------------------------------------
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme != "https" or not parts.hostname:
+        raise EnrollError(f"hub URL {url!r} must be https://HOST[:PORT]")
+    return parts.hostname, parts.port or 443
+
+
+def fetch_certificate(url: str, timeout_s: float = 10.0) -> str:
+    """The PEM certificate the hub at ``url`` presents (first contact)."""
+    host, port = _host_port(url)
+    try:
+        return ssl.get_server_certificate((host, port), timeout=timeout_s)
+    except (OSError, ssl.SSLError) as exc:
+        raise EnrollError(f"cannot reach the hub at {url}: {exc}") from None
+
+
+def enroll(config, url: str, code: str) -> dict:
+    """Pairs this kiosk with the hub at ``url`` using a one-time ``code``.
+
+    On first contact the kiosk takes the certificate the hub presents, then
+    talks to the hub trusting only that certificate, and checks that the hub
+    itself vouches for the same fingerprint. From then on only that
+    certificate is accepted. Writes the token, clinic key and certificate
+    (mode 0600) into the kiosk's data dir; returns what was stored, without
+    the token.
+    """
+    url = url.rstrip("/")
+    cert_pem = fetch_certificate(url)
+    fingerprint = cert_fingerprint(cert_pem)
+    try:
+        with httpx.Client(verify=pinned_ssl_context(cert_pem), timeout=15.0) as client:
+            resp = client.post(
+                url + p.ENROLL_PATH, json={"code": code.strip(), "kiosk_id": config.kiosk.kiosk_id}
+            )
+    except httpx.HTTPError as exc:
+        raise EnrollError(f"cannot reach the hub at {url}: {type(exc).__name__}") from None
+    try:
+        body = resp.json()
+    except ValueError:
+        body = {}
+    if resp.status_code != 200:
+        raise EnrollError(f"hub refused enrollment ({resp.status_code}): {body.get('detail', '')}")
+    try:
+        answer = p.EnrollResponse.model_validate(body)
+    except ValueError:
+        raise EnrollError("hub sent an enrollment answer this kiosk does not understand") from None
+    if answer.cert_sha256 != fingerprint:
+        raise EnrollError(
+            "the hub's certificate is not the one it claims: possible interception; not enrolled"
+        )
+    info = {
+        "hub_url": url,
+        "kiosk_id": answer.kiosk_id,
+        "token": answer.token,
+        "public_key": answer.public_key,
+        "cert_sha256": fingerprint,
+        "enrolled_at": utcnow(),
+    }
+    data = Path(config.data_path)
+    data.mkdir(parents=True, exist_ok=True)
+    # The database's -wal/-shm files are created with the process umask; a
+    # private directory keeps them (and everything else here) from others.
+    data.chmod(0o700)
+    write_secret_file(data / HUB_CERT_FILE, cert_pem)
+    write_secret_file(data / ENROLLMENT_FILE, json.dumps(info, indent=2) + "\n")
+    log.info("enrolled with the hub as %s", answer.kiosk_id)
+    return {k: v for k, v in info.items() if k != "token"}
+
+
+# -- the worker ---------------------------------------------------------------
+
+
+@dataclass
+class DrainResult:
+    sent: int = 0
+    rejected: int = 0
+    reachable: bool = True
+    remaining: int = 0
+    error: str = ""
+
+
+class SyncWorker:
+    """Drains the outbox to the hub from a background thread.
+
+    It opens its own :class:`Store` (own SQLite connection) on the kiosk's
+    database, so it never shares a connection with the UI. Use :meth:`start`
+    and :meth:`stop` around the app's life, :meth:`wake` after storing an
+    alert to send it without waiting, or :meth:`drain` to sync in the
+    calling thread (``clinic-kiosk sync --once``).
+
+    >>> worker = SyncWorker(config)          # doctest: +SKIP
+    >>> worker.start(); ...; worker.stop()   # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        config,
+        *,
+        transport: Transport | None = None,
+        store: Store | None = None,
+        rng: random.Random | None = None,
+    ):
+        self.config = config
+        self._transport = transport
+        self._store = store
+        self._rng = rng or random.Random()
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.failures = 0
+
+    # The store and transport are made on first use, in the thread that
+    # uses them.
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            self._store = Store.open(self.config.database_path)
+        return self._store
+
+    @property
+    def transport(self) -> Transport:
+        if self._transport is None:
+            self._transport = HttpsTransport.from_enrollment(self.config)
+        return self._transport
+
+    def drain(self, max_batches: int | None = None) -> DrainResult:
+        """Sends batches until the outbox is empty or the hub is away.
+
+        Raises :class:`NotEnrolled` when the kiosk has no hub to send to.
+        """
+        transport = self.transport  # raises NotEnrolled before touching anything
+        store = self.store
+        result = DrainResult()
+        size = max(1, self.config.hub.batch_size)
+        batches = 0
+        store.set_state(STATE_LAST_ATTEMPT, utcnow())
+        while max_batches is None or batches < max_batches:
+            rows = store.sync_pending(size)
+            if not rows:
+                break
+            batches += 1
+            ids = [r["id"] for r in rows]
+            try:
+                outcome = transport.submit(rows)
+            except HubUnreachable as exc:
+                store.bump_attempts(ids)
+                result.reachable = False
+                result.error = str(exc)
+                log.warning("sync: %s; %d record(s) waiting", exc, store.sync_depth())
+                break
+            if not (outcome.acked or outcome.rejected or outcome.split):
+                # An answer that settles nothing: resending at once would loop.
+                store.bump_attempts(ids)
+                result.reachable = False
+                result.error = "hub acknowledged none of the batch"
+                log.warning("sync: %s", result.error)
+                break
+            store.mark_acked(outcome.acked, self.config.hub.retention_s)
+            if outcome.rejected:
+                store.mark_rejected(outcome.rejected)
+                log.error(
+                    "sync: hub refused %d record(s) for good (%s); kept on the device for export",
+                    len(outcome.rejected), outcome.detail,
+                )
+            if outcome.split:
+                size = max(1, len(rows) // 2)
+            result.sent += len(outcome.acked)
+            result.rejected += len(outcome.rejected)
+        if self.config.hub.retention_s > 0:
+            store.purge_acked(purge_before(dt.datetime.now(dt.timezone.utc), self.config.hub.retention_s))
+        store.set_state(STATE_REACHABLE, "1" if result.reachable else "0")
+        store.set_state(STATE_LAST_ERROR, result.error)
+        if result.reachable:
+            store.set_state(STATE_LAST_SYNC, utcnow())
+            self.failures = 0
+        else:
+            self.failures += 1
+        result.remaining = store.sync_depth()
+        if result.sent:
+            log.info("sync: %d record(s) acknowledged, %d waiting", result.sent, result.remaining)
+        return result
+
+    def next_wait(self, result: DrainResult | None) -> float:
+        """Seconds until the next attempt after ``result``."""
+        if result is not None and not result.reachable:
+            return backoff_delay(
+                self.failures,
+                self._rng.random(),
+                base_s=self.config.hub.backoff_base_s,
+                cap_s=self.config.hub.backoff_max_s,
+            )
+        return self.config.hub.sync_interval_s
+
+    def run(self) -> None:
+        """The loop of the background thread (or of `clinic-kiosk sync`)."""
+        while not self._stop.is_set():
+            result: DrainResult | None
+            try:
+                result = self.drain()
+            except NotEnrolled as exc:
+                log.warning("sync: %s", exc)
+                result = None
+            except Exception:  # a bad moment (disk full, locked db) must not end sync for good
+                log.exception("sync: unexpected failure; trying again later")
+                self.failures += 1
+                result = DrainResult(reachable=False)
+            self._wake.wait(self.next_wait(result))
+            self._wake.clear()
+        self.close()
+
+    def start(self) -> threading.Thread:
+        """Starts the background thread (a daemon, so it never holds the app open)."""
+        if self._thread and self._thread.is_alive():
+            return self._thread
+        self._stop.clear()
+        self._thread = threading.Thread(target=self.run, name="clinic-sync", daemon=True)
+        self._thread.start()
+        return self._thread
+
+    def wake(self) -> None:
+        """Asks for an attempt now (e.g. an alert was just stored)."""
+        self._wake.set()
+
+    def stop(self, timeout: float | None = 10.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def close(self) -> None:
+        if self._transport is not None:
+            self._transport.close()
+            self._transport = None
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+
+
+def status_info(store: Store, config, now: dt.datetime | None = None) -> dict:
+    """The sync part of `clinic-kiosk status`: no network, only what the
+    worker last recorded, so the command answers at once even with the hub
+    away."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    reachable = store.get_state(STATE_REACHABLE)
+    try:
+        enrolled = bool(read_enrollment(config.data_path))
+    except NotEnrolled:
+        enrolled = False
+    oldest = seconds_since(store.oldest_pending_created(), now)
+    return {
+        "queue_depth": store.depth(),
+        "oldest_unsynced_s": round(oldest, 1) if oldest is not None else 0.0,
+        "last_sync": store.get_state(STATE_LAST_SYNC),
+        "hub_reachable": None if reachable is None else reachable == "1",
+        "enrolled": enrolled,
+        "set_aside": store.rejected_count(),
+    }
+
+
+# -- recovery -----------------------------------------------------------------
+
+
+def recover_records(store: Store, private_key: bytes):
+    """Yields (row, payload or None) for every record on the device, opened
+    with the clinic's private key; None when a body does not open."""
+    for row in store.all_records():
+        try:
+            payload = json.loads(open_sealed(private_key, row["body"]))
+        except (CryptoError, ValueError):
+            payload = None
+        yield row, payload
+
+
+# -- click commands (registered by kiosk.cli) ---------------------------------
+
+
+def _config():
+    obj = click.get_current_context().obj
+    config = getattr(obj, "config", None)
+    if config is None:
+        raise click.ClickException("internal: no configuration loaded")
+    return config
+
+
+@click.command("enroll")
+@click.argument("url")
+@click.argument("code")
+def enroll_command(url: str, code: str) -> None:
+    """Pairs the kiosk with a hub using a one-time code from `clinic-hub enroll-code`."""
+    config = _config()
+    try:
+        info = enroll(config, url, code)
+    except EnrollError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(json.dumps(info, indent=2))
+
+
+@click.command("sync")
+@click.option("--once", is_flag=True, help="Drain the outbox and exit: 0 when empty, 1 when the hub could not be reached.")
+def sync_command(once: bool) -> None:
+    """Runs the sync worker in the foreground."""
+    config = _config()
+    worker = SyncWorker(config)
+    if once:
+        try:
+            result = worker.drain()
+        except NotEnrolled as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+        finally:
+            worker.close()
+        summary = dataclasses.asdict(result)
+        click.echo(json.dumps(summary))
+        if not result.reachable:
+            click.echo(f"hub could not be reached: {result.error}; {result.remaining} record(s) waiting", err=True)
+            sys.exit(1)
+        if result.rejected or result.remaining:
+            click.echo(f"warning: {result.remaining} record(s) still waiting", err=True)
+        sys.exit(0 if result.remaining == 0 else 1)
+
+    def _stop(signum, frame):
+        worker.stop(timeout=0)
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    worker.run()
+
+
+@click.command("export")
+@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
+              help="The clinic's private key file (clinic.key from the hub).")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File for the JSON lines (default: standard output).")
+def export_command(key_file: Path, out: Path | None) -> None:
+    """Recovers every record still on the device as JSON lines, with the
+    clinic's private key (e.g. when the hub is gone for good)."""
+    config = _config()
+    try:
+        private_key = read_key_file(key_file)
+    except KeyFileError as exc:
+        raise click.ClickException(str(exc)) from None
+    db_path = config.database_path
+    if not Path(db_path).exists():
+        raise click.ClickException(f"{db_path}: no kiosk database here")
+    store = Store.open(db_path)
+    failed = 0
+    count = 0
+    fh = None
+    try:
+        if out is not None:
+            # Plain patient data: readable by the owner only.
+            out.touch(mode=0o600, exist_ok=True)
+            out.chmod(0o600)
+            fh = out.open("w", encoding="utf-8")
+        target = fh or sys.stdout
+        for row, payload in recover_records(store, private_key):
+            if payload is None:
+                failed += 1
+                click.echo(f"{db_path}:record {row['id']}: does not open with this key", err=True)
+                continue
+            line = {
+                "id": row["id"],
+                "kind": row["kind"],
+                "created_at": row["created_at"],
+                "acked_at": row["acked_at"],
+                "payload": payload,
+            }
+            target.write(json.dumps(line, sort_keys=True) + "\n")
+            count += 1
+    finally:
+        if fh is not None:
+            fh.close()
+        store.close()
+    click.echo(f"{count} record(s) recovered", err=True)
+    if failed:
+        sys.exit(1)
