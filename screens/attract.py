@@ -1,0 +1,225 @@
+"""The waiting-room loop for the welcome screen.
+
+:class:`AttractLoop` cycles through the techniques of the catalogue: each
+clip plays silently with its captions in the current language (or, in
+``mode="posters"``, each poster is shown for ``poster_seconds`` while its
+captions run), under a large "Touch the screen to start" label. A clip that
+is missing or cannot be decoded is shown as its poster instead.
+
+The welcome screen places it, starts it when shown and stops it when left::
+
+    AttractLoop:
+        id: attract
+        on_start_visit: app.go("language")
+
+    # welcome.py
+    def on_activate(self):  self.ids.attract.start()
+    def on_deactivate(self): self.ids.attract.stop()
+
+A touch anywhere on the loop dispatches ``on_start_visit`` and is consumed
+when a handler is bound; with none bound, the touch passes through.
+It never calls ``app.hold_idle``: it *is* what the kiosk shows when idle.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from functools import partial
+from pathlib import Path
+
+from kivy.app import App
+from kivy.clock import Clock
+from kivy.lang import Builder
+from kivy.logger import Logger
+from kivy.properties import (BooleanProperty, NumericProperty, ObjectProperty,
+                             OptionProperty, StringProperty)
+from kivy.uix.floatlayout import FloatLayout
+
+from kiosk.media import MediaError, caption_at, probe
+from screens.video import KioskVideo  # noqa: F401  (used in attract.kv)
+
+
+class AttractLoop(FloatLayout):
+    """Silent clips (or posters) with captions, one technique after another."""
+
+    #: The :class:`kiosk.media.Catalogue` to show; ``None`` means ``app.catalogue``.
+    catalogue = ObjectProperty(None, allownone=True)
+    #: "clips" plays the videos (muted); "posters" shows stills only, which
+    #: costs almost no CPU on a busy Pi.
+    mode = OptionProperty("clips", options=("clips", "posters"))
+    #: How long a poster stays up (the caption cues run over this time).
+    poster_seconds = NumericProperty(8.0)
+    #: Seconds to wait for a clip's first frame before showing its poster.
+    first_frame_timeout = NumericProperty(8.0)
+
+    index = NumericProperty(-1)
+    title = StringProperty("")
+    poster = StringProperty("")
+    caption = StringProperty("")
+    showing_video = BooleanProperty(False)
+    has_frame = BooleanProperty(False)
+    running = BooleanProperty(False)
+
+    __events__ = ("on_start_visit",)
+
+    def __init__(self, **kwargs):
+        self._playable: set[str] | None = None  # None until probed
+        self._cues = ()
+        self._poster_started = 0.0
+        self._events = []
+        self._token = 0
+        super().__init__(**kwargs)
+
+    # -- control ------------------------------------------------------------
+
+    def start(self):
+        """Start cycling from the first technique."""
+        if self.running:
+            return
+        self.running = True
+        self._token += 1
+        app = App.get_running_app()
+        if app is not None:
+            app.unbind(language=self._refresh_language)
+            app.bind(language=self._refresh_language)
+        techniques = self._techniques()
+        if self.mode == "clips" and self._playable is None and techniques:
+            # Check the clips once, off the UI thread; posters show meanwhile.
+            videos = [t.video for t in techniques]
+            threading.Thread(target=self._probe_all, args=(self._token, videos),
+                             name="attract-probe", daemon=True).start()
+        self.index = -1
+        self.next()
+
+    def stop(self):
+        """Stop playback and timers (call it when the welcome screen leaves)."""
+        self.running = False
+        self._token += 1
+        app = App.get_running_app()
+        if app is not None:
+            app.unbind(language=self._refresh_language)
+        self._cancel()
+        self._unload()
+
+    def next(self, *args):
+        """Move on to the next technique."""
+        self._cancel()
+        self._unload()
+        techniques = self._techniques()
+        if not self.running or not techniques:
+            return
+        self.index = (self.index + 1) % len(techniques)
+        technique = techniques[self.index]
+        self.poster = str(technique.poster)
+        self._refresh_language()
+        video = str(technique.video)
+        if self.mode == "clips" and self._playable is not None and video in self._playable:
+            self.showing_video = True
+            player = self.ids.video
+            player.volume = 0.0
+            player.source = video
+            player.state = "play"
+            self._events.append(Clock.schedule_once(self._check_started, self.first_frame_timeout))
+        else:
+            self._poster_started = time.monotonic()
+            self._events.append(Clock.schedule_interval(self._tick_poster, 0.25))
+            self._events.append(Clock.schedule_once(self.next, self.poster_seconds))
+
+    # -- internals ------------------------------------------------------------
+
+    def _techniques(self):
+        catalogue = self.catalogue
+        if catalogue is None:
+            app = App.get_running_app()
+            catalogue = getattr(app, "catalogue", None)
+        return list(catalogue) if catalogue is not None else []
+
+    def _language(self) -> str:
+        app = App.get_running_app()
+        return getattr(app, "language", "en") or "en"
+
+    def _refresh_language(self, *args):
+        techniques = self._techniques()
+        if 0 <= self.index < len(techniques):
+            technique = techniques[self.index]
+            self.title = technique.text("title", self._language())
+            self._cues = technique.cues_for(self._language())
+        else:
+            self.title, self._cues = "", ()
+        self.caption = caption_at(self._cues, 0.0)
+
+    def _probe_all(self, token, videos):
+        playable = set()
+        for video in videos:
+            try:
+                probe(video)
+                playable.add(str(video))
+            except MediaError as exc:
+                Logger.warning(f"AttractLoop: showing the poster instead: {exc.problems[0]}")
+        Clock.schedule_once(partial(self._probed, token, playable))
+
+    def _probed(self, token, playable, *args):
+        self._playable = playable
+        if token == self._token and self.running and not self.showing_video:
+            # Switch to clips right away rather than after the first poster.
+            self.index -= 1
+            self.next()
+
+    def _tick_poster(self, dt):
+        elapsed = time.monotonic() - self._poster_started
+        self.caption = caption_at(self._cues, elapsed)
+
+    def _check_started(self, *args):
+        if self.showing_video and not self.has_frame:
+            Logger.warning(f"AttractLoop: no picture from {self.ids.video.source}; showing posters")
+            if self._playable is not None:
+                self._playable.discard(self.ids.video.source)
+            self.index -= 1
+            self.next()
+
+    def _cancel(self):
+        for event in self._events:
+            event.cancel()
+        self._events = []
+
+    def _unload(self):
+        player = self.ids.video
+        player.state = "stop"
+        player.unload()
+        player.source = ""
+        player.texture = None
+        self.showing_video = False
+        self.has_frame = False
+        self.caption = ""
+
+    # -- events from the video widget (bound in attract.kv) ----------------
+
+    def video_texture(self, video, texture):
+        if texture is not None and self.showing_video:
+            self.has_frame = True
+
+    def video_position(self, video, position):
+        if self.showing_video:
+            self.caption = caption_at(self._cues, max(0.0, position))
+
+    def video_eos(self, video, eos):
+        if self.showing_video and eos:
+            # Deferred: the player is still inside its end-of-stream callback.
+            self._events.append(Clock.schedule_once(self.next, 0.5))
+
+    def on_touch_down(self, touch):
+        # Consume the touch only when someone handles it; otherwise it
+        # passes on to whatever sits behind the loop.
+        if self.collide_point(*touch.pos) and self.get_property_observers("on_start_visit"):
+            self.dispatch("on_start_visit")
+            return True
+        return super().on_touch_down(touch)
+
+    def on_start_visit(self):
+        """A patient touched the loop: the welcome screen starts the visit."""
+
+
+_KV = str(Path(__file__).with_suffix(".kv"))
+if _KV not in Builder.files:  # the app's screen loader may have loaded it
+    Builder.load_file(_KV)
