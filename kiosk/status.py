@@ -1,0 +1,42 @@
+"""``clinic-kiosk status``: the kiosk's health as JSON for staff and scripts."""
+
+from __future__ import annotations
+
+from . import config as config_mod
+from .pack import PackError, load_pack
+from .store import Store
+
+
+def collect(cfg: config_mod.Config) -> dict:
+    try:
+        content_version = load_pack(cfg.kiosk.content_pack or None).content_version
+    except PackError:
+        content_version = None
+    store = Store.open(cfg.database_path)
+    try:
+        out = sync_status(store, cfg)
+        out["gpio"] = gpio_status(cfg, store)
+    finally:
+        store.close()
+    out["content_version"] = content_version
+    out["kiosk_id"] = cfg.kiosk.kiosk_id
+    return out
+
+
+def sync_status(store: Store, cfg: config_mod.Config) -> dict:
+    from .sync import status_info
+
+    return status_info(store, cfg)
+
+
+def gpio_status(cfg: config_mod.Config, store: Store) -> dict:
+    """What the running kiosk found at start-up (the pins are its own while
+    it runs, so status does not open them)."""
+    import json
+
+    if not cfg.gpio.enabled:
+        return {"mode": "disabled", "ok": True, "message": "GPIO disabled in the configuration"}
+    saved = store.get_state("gpio")
+    if saved is None:
+        return {"mode": "unknown", "ok": False, "message": "the kiosk has not started yet"}
+    return json.loads(saved)

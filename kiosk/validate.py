@@ -1,0 +1,69 @@
+"""``clinic-kiosk validate``: checks config files, content packs and media.
+
+Each problem is one ``path:location: message`` line; nothing here raises a
+traceback at the user.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from . import config as config_mod
+from .pack import PackError, load_pack
+
+
+def _validate_config(path: Path | None, problems: list[str]) -> config_mod.Config | None:
+    try:
+        return config_mod.load(path)
+    except config_mod.ConfigError as exc:
+        problems.extend(exc.problems)
+        return None
+
+
+def _validate_pack(path: Path | None, problems: list[str]) -> None:
+    try:
+        load_pack(path)
+    except PackError as exc:
+        problems.extend(exc.problems)
+
+
+def _validate_media(path: Path, problems: list[str], warnings: list[str]) -> None:
+    from . import media
+
+    found, warned = media.validate_all(path)
+    problems.extend(found)
+    warnings.extend(warned)
+
+
+def default_manifest() -> Path:
+    return Path(__file__).resolve().parent.parent / "media" / "manifest.json"
+
+
+def validate_paths(paths: list[str], config_path: str | None) -> tuple[list[str], list[str]]:
+    """(problems, warnings) for the given paths, or for the configured
+    config, content pack and media when no path is given."""
+    problems: list[str] = []
+    warnings: list[str] = []
+    if not paths:
+        cfg = _validate_config(Path(config_path) if config_path else None, problems)
+        _validate_pack(Path(cfg.kiosk.content_pack) if cfg and cfg.kiosk.content_pack else None, problems)
+        manifest = Path(cfg.kiosk.media_manifest) if cfg and cfg.kiosk.media_manifest else default_manifest()
+        _validate_media(manifest, problems, warnings)
+        return problems, warnings
+    for raw in paths:
+        path = Path(raw)
+        if not path.exists():
+            problems.append(f"{path}:1: no such file or folder")
+        elif path.is_dir() and (path / "pack.json").exists():
+            _validate_pack(path, problems)
+        elif path.is_dir() and (path / "manifest.json").exists():
+            _validate_media(path / "manifest.json", problems, warnings)
+        elif path.name == "pack.json":
+            _validate_pack(path.parent, problems)
+        elif path.suffix == ".toml":
+            _validate_config(path, problems)
+        elif path.suffix == ".json":
+            _validate_media(path, problems, warnings)
+        else:
+            problems.append(f"{path}:1: not a config file (.toml), content pack folder or media manifest")
+    return problems, warnings

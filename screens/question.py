@@ -1,0 +1,78 @@
+"""One question per screen: the question, a big answer widget, back, skip
+(for questions that may be left out) and next."""
+
+from __future__ import annotations
+
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
+
+from .answers import Choice, DatePad, Keyboard, PhonePad, Scale, YesNo
+from .base import KioskScreen
+from .bodymap import BodyMap
+
+WIDGETS = {
+    "yesno": YesNo,
+    "scale": Scale,
+    "choice": Choice,
+    "multichoice": Choice,
+    "bodymap": BodyMap,
+    "keyboard": Keyboard,
+    "date": DatePad,
+    "phone": PhonePad,
+    "number": PhonePad,
+}
+
+
+class QuestionScreen(KioskScreen):
+    item = ObjectProperty(None, allownone=True)
+    question_text = StringProperty("")
+    section_text = StringProperty("")
+    notice_text = StringProperty("")
+    step = NumericProperty(0)
+    steps = NumericProperty(1)
+    can_skip = BooleanProperty(False)
+    needs_next = BooleanProperty(False)
+    ready = BooleanProperty(False)
+    answer_widget = ObjectProperty(None, allownone=True)
+
+    def on_activate(self):
+        visit = self.app.visit
+        if visit is None or visit.current() is None:
+            return
+        item = visit.current()
+        self.item = item
+        app = self.app
+        self.question_text = app.item_text(item.text)
+        self.section_text = app.item_text(visit.pack.item(item.section).text) if item.section else ""
+        self.notice_text = app.item_text(item.notice) if item.notice else ""
+        self.step, self.steps = visit.progress()
+        self.can_skip = not item.required
+        holder = self.ids.answer_area
+        holder.clear_widgets()
+        cls = WIDGETS[item.widget]
+        widget = cls(item, visit.answers.get(item.link_id), self.commit)
+        widget.bind(ready=self.setter("ready"))
+        self.ready = widget.ready
+        self.needs_next = not widget.immediate
+        self.answer_widget = widget
+        holder.add_widget(widget)
+
+    def commit(self, value):
+        self.app.answer(self.item.link_id, value)
+
+    def next(self):
+        widget = self.answer_widget
+        if widget is None or not widget.ready:
+            return
+        if widget.value in (None, []) and not self.item.required:
+            self.app.skip(self.item.link_id)
+        else:
+            self.commit(widget.value)
+
+    def skip(self):
+        self.app.skip(self.item.link_id)
+
+    def wipe(self):
+        self.ids.answer_area.clear_widgets()
+        self.answer_widget = None
+        self.item = None
+        self.question_text = self.section_text = self.notice_text = ""

@@ -1,0 +1,229 @@
+"""Drives the real kiosk UI headless: the self-test clinics run after
+deployment (``clinic-kiosk replay``) and the way the tests use the app.
+
+:class:`Harness` starts the app without a main loop and steps frames itself,
+as Kivy's own graphic tests do; :meth:`Harness.tap` sends a real touch
+(``UnitTestTouch``) at the centre of a widget. :func:`replay_visit` taps
+through a visit file the way a patient would, saving a PNG per screen.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import time
+from pathlib import Path
+
+from kiosk.runtime import Runtime
+from kiosk.visit import VisitFile
+
+#: Frames to step after a tap so the next screen is laid out and drawn.
+SETTLE_FRAMES = 3
+
+
+class FakeClock:
+    """A monotonic clock the tests move by hand (for the idle timer)."""
+
+    def __init__(self, start: float = 1000.0):
+        self.t = start
+
+    def __call__(self) -> float:
+        return self.t
+
+    def advance(self, seconds: float) -> None:
+        self.t += seconds
+
+
+class Harness:
+    """The real app in the real window, stepped frame by frame."""
+
+    def __init__(self, runtime: Runtime, now=time.monotonic, size=(1280, 800)):
+        from .app import configure_kivy
+
+        configure_kivy(fullscreen=False)
+        from kivy.core.window import Window
+
+        from .app import KioskApp
+
+        Window.size = size
+        self.window = Window
+        self.app = KioskApp(runtime, now=now)
+        self.runtime = runtime
+
+    def start(self) -> "Harness":
+        from kivy.base import runTouchApp
+
+        self.app._run_prepare()
+        runTouchApp(embedded=True)
+        self.frames(5)
+        return self
+
+    def stop(self) -> None:
+        from kivy.base import stopTouchApp
+
+        self.wait_writes()
+        self.app.dispatch("on_stop")
+        stopTouchApp()
+        for child in list(self.window.children):
+            self.window.remove_widget(child)
+        from kivy.app import App
+
+        App._running_app = None
+
+    def frames(self, n: int = 1) -> None:
+        from kivy.base import EventLoop
+
+        for _ in range(n):
+            EventLoop.idle()
+
+    def wait_writes(self, timeout: float = 30.0) -> None:
+        """Steps frames until the app's disk writes have come back."""
+        deadline = time.monotonic() + timeout
+        while self.app.pending_writes and time.monotonic() < deadline:
+            time.sleep(0.005)
+            self.frames(1)
+        if self.app.pending_writes:
+            raise RuntimeError("a write did not finish in time")
+        self.frames(SETTLE_FRAMES)
+
+    @property
+    def screen(self):
+        return self.app.sm.current_screen
+
+    def tap(self, widget) -> None:
+        """A real touch down and up at the centre of ``widget``."""
+        from kivy.tests.common import UnitTestTouch
+
+        if widget.disabled:
+            raise RuntimeError(f"cannot tap a disabled {type(widget).__name__}")
+        x, y = widget.to_window(*widget.center)
+        touch = UnitTestTouch(x, y)
+        touch.touch_down()
+        self.frames(1)
+        touch.touch_up()
+        self.frames(SETTLE_FRAMES)
+
+    def find(self, predicate, root=None):
+        root = root or self.app.root
+        for w in root.walk(restrict=True):
+            if predicate(w):
+                return w
+        return None
+
+    def button(self, code=None, key=None, root=None):
+        from .widgets import KButton
+
+        root = root or self.screen
+        found = self.find(
+            lambda w: isinstance(w, KButton) and ((code is not None and w.answer_code == code and type(w.answer_code) is type(code)) or (key is not None and w.key == key)),
+            root,
+        )
+        if found is None:
+            raise RuntimeError(f"no button for {code if key is None else key!r} on the {self.app.sm.current} screen")
+        return found
+
+    def screenshot(self, folder: str | Path, label: str) -> Path:
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        self.frames(1)
+        produced = self.window.screenshot(name=str(folder / "shot.png"))
+        target = folder / f"{label}.png"
+        shutil.move(produced, target)
+        return target
+
+
+def type_answer(h: Harness, item, value) -> None:
+    """Answers the current question with ``value`` by tapping the UI."""
+    widget = h.screen.answer_widget
+    kind = item.widget
+    if kind in ("yesno", "scale", "choice"):
+        h.tap(h.button(code=value, root=widget))
+        return
+    if kind in ("multichoice", "bodymap"):
+        for code in value:
+            h.tap(h.button(code=code, root=widget))
+    elif kind == "keyboard":
+        for ch in value:
+            if ch == " ":
+                h.tap(h.button(key="space", root=widget))
+                continue
+            lower = ch.lower()
+            if not any(lower in row for row in ("qwertyuiop", "asdfghjklñ", "zxcvbnm", "áéíóúü-'")):
+                raise RuntimeError(f"{item.link_id}: {ch!r} cannot be typed on the on-screen keyboard")
+            if widget.needs_shift(ch):
+                h.tap(h.button(key="shift", root=widget))
+            h.tap(h.button(key=lower, root=widget))
+    elif kind == "date":
+        y, m, d = value.split("-")
+        for ch in d + m + y:
+            h.tap(h.button(key=ch, root=widget))
+    elif kind in ("phone", "number"):
+        for ch in str(value):
+            if ch in " -()":
+                continue
+            h.tap(h.button(key=ch, root=widget))
+    h.tap(h.screen.ids.next)
+
+
+def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime: Runtime | None = None) -> dict:
+    """Taps through ``vf`` in the real UI and submits it like a patient.
+
+    Returns the result JSON plus ``intake_id`` and ``screens`` (the number
+    of screens shown). An emergency visit ends on the staff screen.
+    """
+    own_runtime = runtime is None
+    runtime = runtime or Runtime.create(config)
+    h = Harness(runtime)
+    h.app.source = "replay"
+    h.app.use_gpio = False
+    h.start()
+    shots = 0
+
+    def shot(label):
+        nonlocal shots
+        if screenshots:
+            shots += 1
+            h.screenshot(screenshots, f"{shots:02d}-{label}")
+
+    try:
+        app = h.app
+        app.set_language(vf.language)
+        h.frames(2)
+        shot("welcome")
+        h.tap(h.screen.ids.start)
+        shot("privacy")
+        h.tap(h.screen.ids.continue_)
+        app.visit.visit_date = vf.visit_date
+        guard = 0
+        while app.sm.current == "question":
+            guard += 1
+            if guard > 500:
+                raise RuntimeError("the questionnaire did not end")
+            item = app.visit.current()
+            shot(f"question-{item.link_id}")
+            value = vf.answers.get(item.link_id)
+            if value is None:
+                if item.required:
+                    raise RuntimeError(f"{item.link_id}: required answer is missing")
+                h.tap(h.screen.ids.skip)
+            else:
+                type_answer(h, item, value)
+        if app.sm.current == "review":
+            shot("review")
+            h.tap(h.screen.ids.submit)
+            h.wait_writes()
+        elif app.sm.current == "emergency":
+            h.wait_writes()
+        else:
+            raise RuntimeError(f"ended on the {app.sm.current} screen")
+        shot(app.sm.current)
+        if app.last_submitted is None:
+            raise RuntimeError("the visit was not saved")
+        out = dict(app.last_submitted["result"])
+        out["intake_id"] = app.last_submitted["intake_id"]
+        out["screens"] = app.screens_shown
+        return out
+    finally:
+        h.stop()
+        if own_runtime:
+            runtime.close()

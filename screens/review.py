@@ -1,0 +1,58 @@
+"""Review: every answer in a list; tap one to change it, then submit."""
+
+from __future__ import annotations
+
+from kivy.properties import StringProperty
+
+from .base import KioskScreen
+from .widgets import KButton
+
+
+def answer_text(app, item, value) -> str:
+    """How an answer reads back to the patient (never a score)."""
+    if value is None or value == []:
+        return app.t("Not answered")
+    if item.type == "boolean":
+        return app.t("Yes") if value else app.t("No")
+    if item.type == "choice":
+        values = value if isinstance(value, list) else [value]
+        return ", ".join(app.item_text(item.option(v).display) for v in values)
+    if item.type == "date":
+        from babel.dates import format_date
+        import datetime as dt
+
+        return format_date(dt.date.fromisoformat(value), format="long", locale=app.language)
+    return str(value)
+
+
+class ReviewScreen(KioskScreen):
+    error_text = StringProperty("")
+
+    def on_activate(self):
+        self.error_text = ""
+        app = self.app
+        box = self.ids.rows
+        box.clear_widgets()
+        if app.visit is None:
+            return
+        for item in app.visit.questions():
+            value = app.visit.answers.get(item.link_id)
+            b = KButton(
+                text=f"{app.item_text(item.text)}\n[b]{answer_text(app, item, value)}[/b]",
+                markup=True,
+                size_hint_y=None,
+                halign="left",
+                answer_code=item.link_id,
+                font_size=app.fs(20),
+            )
+            b.bind(texture_size=lambda btn, ts: setattr(btn, "height", max(ts[1] + 24, btn.size_hint_min_y or 0)))
+            b.bind(on_release=lambda btn: app.edit_answer(btn.answer_code))
+            box.add_widget(b)
+        self.ids.scroller.scroll_y = 1
+
+    def show_error(self, text: str):
+        self.error_text = text
+
+    def wipe(self):
+        self.ids.rows.clear_widgets()
+        self.error_text = ""

@@ -1,0 +1,62 @@
+"""Staff mode, behind a PIN: kiosk status, dismiss an emergency screen,
+acknowledge a call. Opened by a long press in the top-left corner."""
+
+from __future__ import annotations
+
+import json
+
+from kivy.properties import BooleanProperty, StringProperty
+
+from .base import KioskScreen
+
+
+class StaffScreen(KioskScreen):
+    offers_staff_call = False
+    entered = StringProperty("")
+    unlocked = BooleanProperty(False)
+    message = StringProperty("")
+    status_text = StringProperty("")
+
+    def on_activate(self):
+        self.entered = ""
+        self.unlocked = False
+        self.message = ""
+        self.status_text = ""
+
+    def press(self, key: str):
+        if key == "back":
+            self.entered = self.entered[:-1]
+        elif key == "ok":
+            self.check()
+        elif len(self.entered) < 12:
+            self.entered += key
+
+    def check(self):
+        app = self.app
+        guard = app.pin_guard
+        if guard.locked(app.now()):
+            self.message = app.t("Too many wrong PINs. Please wait a few minutes.")
+        elif guard.check(self.entered, app.now()):
+            self.unlocked = True
+            self.message = ""
+            self.status_text = self.describe_status()
+        else:
+            self.message = app.t("That PIN is not right.")
+        self.entered = ""
+
+    def describe_status(self) -> str:
+        app = self.app
+        store = app.runtime.store
+        panel = app.call_panel
+        gpio = panel.health() if panel is not None else {"mode": "none", "ok": False, "message": "no GPIO panel"}
+        lines = [
+            f"Kiosk: {app.config_.kiosk.kiosk_id}",
+            f"Content: {app.runtime.pack.content_version}",
+            f"Records waiting to sync: {store.depth()}",
+            f"Call button: {gpio.get('mode')} ({'working' if gpio.get('ok') else gpio.get('message', '')})",
+        ]
+        return "\n".join(lines)
+
+    def wipe(self):
+        self.entered = ""
+        self.unlocked = False

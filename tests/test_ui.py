@@ -1,0 +1,350 @@
+"""The real kiosk UI in a real (headless) window, driven by real touches.
+
+Kivy has one window per process, so every UI test lives in this module and
+each test starts and stops its own app in that window.
+"""
+
+import json
+import sqlite3
+import time
+
+import pytest
+
+from kiosk.config import Config
+from kiosk.runtime import Runtime
+from kiosk.visit import read_visit_file
+
+from kiosk.crypto import open_sealed
+
+from .conftest import enroll_offline, negative_visit
+
+CLINIC_KEY = {}
+
+
+@pytest.fixture
+def cfg(tmp_path):
+    c = Config().with_data_dir(tmp_path / "data")
+    CLINIC_KEY[str(c.data_path)] = enroll_offline(c)
+    return c
+
+
+@pytest.fixture
+def runtime(cfg):
+    rt = Runtime.create(cfg)
+    yield rt
+    rt.close()
+
+
+def visit_file(tmp_path, visit, pack):
+    path = tmp_path / "visit.json"
+    path.write_text(json.dumps(visit))
+    return read_visit_file(path, pack)
+
+
+def records(cfg):
+    """The kiosk's records, opened with the clinic's private key (the kiosk
+    itself cannot read them)."""
+    key = CLINIC_KEY[str(cfg.data_path)]
+    con = sqlite3.connect(cfg.database_path)
+    try:
+        rows = con.execute("select id, kind, body from outbox order by created_at").fetchall()
+    finally:
+        con.close()
+    return [{"id": i, "kind": k, "body": open_sealed(key, b).decode()} for i, k, b in rows]
+
+
+def all_text(widget):
+    out = []
+    roots = [widget] if hasattr(widget, "walk") else list(widget.children)
+    for root in roots:
+        for w in root.walk(restrict=True):
+            if hasattr(w, "text") and isinstance(w.text, str):
+                out.append(w.text)
+    return "\n".join(out)
+
+
+def test_whole_intake_by_touch_is_saved_in_sqlite(tmp_path, cfg, runtime):
+    from screens.replay import replay_visit
+
+    visit = negative_visit(**{"given-name": "Zelda", "family-name": "O'Brien", "dob": "1961-04-02",
+                              "phone": "+34600123456", "pain-areas": ["lower-back", "left-leg"],
+                              "pain-now": 6, "rf-cancer": True,
+                              "peg-pain": 6, "peg-enjoyment": 5, "peg-activity": 5})
+    shots = tmp_path / "shots"
+    out = replay_visit(cfg, visit_file(tmp_path, visit, runtime.pack), screenshots=str(shots), runtime=runtime)
+    assert out["tier"] == "urgent" and out["codes"] == ["rf-cancer"]
+    assert out["scores"]["peg"] == 5.3 and out["scores"]["pain-now"] == 6
+    assert out["screens"] == len(list(shots.glob("*.png")))
+    rows = records(cfg)
+    assert [r["kind"] for r in rows] == ["visit"]
+    assert rows[0]["id"] == out["intake_id"]
+    body = json.loads(rows[0]["body"])
+    assert body["answers"]["given-name"] == "Zelda"
+    assert body["answers"]["family-name"] == "O'Brien"
+    assert body["answers"]["dob"] == "1961-04-02"
+    assert body["answers"]["pain-areas"] == ["lower-back", "left-leg"]
+    assert body["status"] == "complete"
+    assert (shots / "01-welcome.png").stat().st_size > 10_000
+    raw = cfg.database_path.read_bytes() + cfg.database_path.with_name("kiosk.db-wal").read_bytes()
+    assert b"Zelda" not in raw and b"O'Brien" not in raw and b"1961-04-02" not in raw
+
+
+def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tmp_path, cfg, runtime):
+    from screens.replay import Harness, replay_visit
+
+    visit = negative_visit(**{"given-name": "Yusuf", "rf-bladder": True})
+    out = replay_visit(cfg, visit_file(tmp_path, visit, runtime.pack), screenshots=str(tmp_path / "s"), runtime=runtime)
+    assert out["tier"] == "emergency" and out["codes"] == ["rf-bladder"]
+    rows = records(cfg)
+    kinds = {r["kind"]: json.loads(r["body"]) for r in rows}
+    assert kinds["visit"]["status"] == "emergency"
+    assert kinds["visit"]["answers"]["rf-bladder"] is True
+    assert "rf-cancer" not in kinds["visit"]["answers"]  # nothing asked after the emergency
+    assert kinds["alert"]["kind"] == "emergency"
+    assert kinds["alert"]["intake_id"] == out["intake_id"]
+    assert "Yusuf" not in json.dumps(kinds["alert"])
+
+    # The screen itself: calm, no diagnosis, and it stays until staff use their PIN.
+    clock = _Clock()
+    h = Harness(runtime, now=clock).start()
+    try:
+        app = h.app
+        app.begin_visit()
+        app.start_questions()
+        while app.visit.current().link_id != "rf-saddle":
+            app.visit.advance()
+        h.app.go("question")
+        h.frames(2)
+        h.tap(h.button(code=True, root=h.screen.answer_widget))
+        h.wait_writes()
+        assert app.sm.current == "emergency"
+        text = all_text(h.screen)
+        assert "do not drive" in text and "emergency department" in text
+        for word in ("cauda", "equina", "cancer", "tier", "emergency:", "score"):
+            assert word not in text.lower()
+        h.screenshot(tmp_path, "emergency")
+        clock.advance(3600)  # an hour later, still there: no idle wipe
+        h.frames(3)
+        app._idle_tick()
+        assert app.sm.current == "emergency"
+        # Staff: long press on the hidden corner, then the PIN.
+        from kivy.tests.common import UnitTestTouch
+
+        corner = app.root.ids.staff_corner
+        x, y = corner.to_window(*corner.center)
+        touch = UnitTestTouch(x, y)
+        touch.touch_down()
+        deadline = time.monotonic() + 10
+        while app.sm.current != "staff" and time.monotonic() < deadline:
+            h.frames(1)
+            time.sleep(0.02)
+        touch.touch_up()
+        assert app.sm.current == "staff"
+        for key in "1111":
+            h.tap(h.button(key=key))
+        h.tap(h.button(key="ok"))
+        assert not h.screen.unlocked and "not right" in h.screen.message
+        for key in "2468":
+            h.tap(h.button(key=key))
+        h.tap(h.button(key="ok"))
+        assert h.screen.unlocked
+        h.tap(h.screen.ids.dismiss)
+        assert app.sm.current == "welcome" and app.visit is None
+    finally:
+        h.stop()
+
+
+class _Clock:
+    def __init__(self):
+        self.t = 1000.0
+
+    def __call__(self):
+        return self.t
+
+    def advance(self, s):
+        self.t += s
+
+
+def test_idle_timeout_asks_then_wipes_everything(tmp_path, cfg, runtime):
+    from screens.replay import Harness
+
+    clock = _Clock()
+    h = Harness(runtime, now=clock).start()
+    try:
+        app = h.app
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        kb = h.screen.answer_widget
+        for ch in "xavi":
+            h.tap(h.button(key=ch, root=kb))
+        assert "Xavi" in all_text(h.window)
+        # A patient reading slowly: a touch keeps the visit.
+        clock.advance(80)
+        h.frames(1)
+        app._idle_tick()
+        assert app._idle_dialog is None
+        clock.advance(15)  # 95 s without a touch: the "still there?" countdown
+        app._idle_tick()
+        h.frames(2)
+        assert app._idle_dialog is not None
+        assert "still there" in all_text(app._idle_dialog)
+        h.tap(app._idle_dialog.ids.still_here)  # a tap extends the time
+        app._idle_tick()
+        assert app._idle_dialog is None and app.sm.current == "question"
+        clock.advance(90 + 31)
+        app._idle_tick()
+        h.frames(3)
+        assert app.sm.current == "welcome"
+        assert app.visit is None
+        assert "Xavi" not in all_text(h.window)
+        for screen in app.sm.screens:
+            assert "Xavi" not in all_text(screen)
+        # Back from the welcome screen cannot reach the old visit.
+        h.tap(h.screen.ids.start)
+        assert app.visit.answers == {}
+        h.tap(h.screen.ids.continue_)
+        assert h.screen.answer_widget.text == ""
+    finally:
+        h.stop()
+
+
+def test_playing_video_holds_the_visit_and_reset_follows_the_end(cfg, runtime):
+    from screens.replay import Harness
+
+    clock = _Clock()
+    h = Harness(runtime, now=clock).start()
+    try:
+        app = h.app
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        app.hold_idle(True)
+        clock.advance(1000)
+        app._idle_tick()
+        assert app.visit is not None and app._idle_dialog is None
+        app.hold_idle(False)
+        clock.advance(121)
+        app._idle_tick()
+        assert app.visit is None and app.sm.current == "welcome"
+    finally:
+        h.stop()
+
+
+def test_spanish_every_screen_and_question(tmp_path, cfg, runtime):
+    from screens.i18n import Translator, used_msgids
+    from screens.replay import replay_visit
+
+    missing = Translator().missing(set(used_msgids()), "es")
+    assert missing == []
+    visit = negative_visit(**{"given-name": "Lucía", "ci-pregnant": True})
+    visit["language"] = "es"
+    shots = tmp_path / "es"
+    out = replay_visit(cfg, visit_file(tmp_path, visit, runtime.pack), screenshots=str(shots), runtime=runtime)
+    assert out["tier"] == "caution"
+    names = sorted(p.name for p in shots.glob("*.png"))
+    assert any("rf-saddle" in n for n in names) and names[-1].endswith("thanks.png")
+
+
+def test_escape_and_window_close_do_not_quit(cfg, runtime):
+    from screens.replay import Harness
+
+    h = Harness(runtime).start()
+    try:
+        assert h.window.dispatch("on_request_close") is True
+        assert h.app._on_keyboard(h.window, 27) is True
+        h.frames(2)
+        assert h.app.sm.current == "welcome"
+        from kivy.config import Config as KivyConfig
+
+        assert KivyConfig.get("input", "mouse") == "mouse,disable_multitouch"
+    finally:
+        h.stop()
+
+
+def test_large_text_toggle_and_touch_targets(cfg, runtime):
+    from kivy.metrics import mm
+
+    from screens.replay import Harness
+    from screens.widgets import KButton
+
+    h = Harness(runtime).start()
+    try:
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        for _ in range(9):  # to the first yes/no question
+            h.tap(h.screen.ids.skip) if not h.screen.item.required else None
+            if h.screen.item.widget == "yesno":
+                break
+            if h.screen.item.required:
+                h.app.visit.answer(h.screen.item.link_id, "Ana" if h.screen.item.type == "string" else "1960-01-01")
+                h.app.next_question()
+                h.frames(2)
+        q = h.screen.ids.question
+        before = q.font_size
+        h.tap(h.app.root.ids.large_text)
+        h.frames(2)
+        assert q.font_size > before * 1.3
+        for w in h.app.root.walk(restrict=True):
+            if isinstance(w, KButton) and w.opacity and not w.disabled and w.get_root_window():
+                assert w.height >= mm(15) - 1 and w.width >= mm(15) - 1, (w.text, w.size)
+    finally:
+        h.stop()
+
+
+def test_call_button_on_gpio_and_on_screen(cfg, runtime):
+    from gpiozero import Device
+
+    from screens.replay import Harness
+
+    h = Harness(runtime).start()
+    try:
+        app = h.app
+        assert app.call_panel.health()["ok"]
+        pin = Device.pin_factory.pin(cfg.gpio.call_button_pin)
+        pin.drive_low()
+        time.sleep(0.1)
+        pin.drive_high()
+        deadline = time.monotonic() + 5
+        while not app.staff_called and time.monotonic() < deadline:
+            h.frames(1)
+            time.sleep(0.02)
+        assert app.staff_called
+        assert "Staff are coming" in app.root.ids.call_staff.text
+        led = Device.pin_factory.pin(cfg.gpio.call_led_pin)
+        assert led.state
+        # a second press while the call is open does not make a second call
+        h.tap(app.root.ids.call_staff)
+        h.wait_writes()
+        deadline = time.monotonic() + 5
+        while len([r for r in records(cfg) if r["kind"] == "staff-call"]) < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.3)
+        calls = [json.loads(r["body"]) for r in records(cfg) if r["kind"] == "staff-call"]
+        assert len(calls) == 1 and calls[0]["kind"] == "staff-call" and calls[0]["intake_id"] is None
+    finally:
+        h.stop()
+
+
+def test_kiosk_runs_when_the_pin_factory_fails(cfg, runtime, monkeypatch):
+    from gpiozero import Device
+
+    from screens.replay import Harness
+
+    saved = Device.pin_factory
+    Device.pin_factory = None
+    monkeypatch.setenv("GPIOZERO_PIN_FACTORY", "no-such-factory")
+    try:
+        h = Harness(runtime).start()
+        try:
+            app = h.app
+            health = app.call_panel.health()
+            assert not health["ok"] and health["mode"] == "unavailable"
+            h.tap(app.root.ids.call_staff)
+            h.frames(3)
+            assert app.staff_called
+            from kiosk.status import collect
+
+            assert collect(cfg)["gpio"]["mode"] == "unavailable"
+        finally:
+            h.stop()
+    finally:
+        Device.pin_factory = saved
