@@ -19,7 +19,7 @@ sysdeps:
 media: $(STAMP)
 	$(PY) -m kiosk.media_gen
 
-run: $(STAMP)
+run: $(STAMP) media
 	$(PY) -m kiosk.demo
 
 test: $(STAMP)

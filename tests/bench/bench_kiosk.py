@@ -1,0 +1,196 @@
+"""Kiosk figures: start-up and memory against a bare Kivy app measured in
+the same run, screen switch time and durable submit time."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[2]
+
+BARE = r"""
+import os, sys, time, resource
+os.environ["KIVY_NO_ARGS"] = "1"; os.environ["KIVY_LOG_MODE"] = "PYTHON"
+from kivy.config import Config
+Config.set("graphics", "width", "1280"); Config.set("graphics", "height", "800")
+from kivy.app import App
+from kivy.uix.label import Label
+from kivy.clock import Clock
+from kivy.core.window import Window
+class Bare(App):
+    def build(self):
+        Window.bind(on_flip=self.flip)
+        return Label(text="Hello")
+    def flip(self, *a):
+        if not FIRST:
+            FIRST.append(time.time())
+            Clock.schedule_once(lambda dt: self.stop(), 0.5)
+FIRST = []
+Bare().run()
+print(repr(FIRST[0]), flush=True)
+"""
+
+KIOSK = r"""
+import os, sys, time
+os.environ["KIVY_NO_ARGS"] = "1"; os.environ["KIVY_LOG_MODE"] = "PYTHON"
+from kiosk.config import Config
+from kiosk.runtime import Runtime
+from screens.app import KioskApp, configure_kivy
+configure_kivy(False)
+from kivy.clock import Clock
+from kivy.core.window import Window
+cfg = Config().with_data_dir(sys.argv[1])
+first = []
+def flip(*a):
+    if not first and App.get_running_app() and App.get_running_app().sm.current == "welcome":
+        first.append(time.time())
+        Clock.schedule_once(lambda dt: App.get_running_app().stop(), 0.5)
+from kivy.app import App
+Window.bind(on_flip=flip)
+KioskApp(Runtime.create(cfg)).run()
+print(repr(first[0]), flush=True)
+"""
+
+
+def _script(code: str) -> str:
+    """Kivy's App looks for its source file, so snippets run from a file."""
+    fd, path = tempfile.mkstemp(suffix=".py", prefix="bench_")
+    with os.fdopen(fd, "w") as fh:
+        fh.write(code)
+    return path
+
+
+def _run(code: str, *args) -> tuple[float, float]:
+    """(seconds from process start to first frame, peak RSS in MB)."""
+    import resource
+
+    env = dict(os.environ, KIVY_NO_ARGS="1", GPIOZERO_PIN_FACTORY="mock")
+    t0 = time.time()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run([sys.executable, _script(code), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    first = float(out.stdout.strip().splitlines()[-1])
+    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return first - t0, max(rss, before) / 1024
+
+
+def _replay_rss(tmp: str) -> float:
+    import resource
+
+    visit = {"language": "en", "visit_date": "2026-11-21", "answers": {
+        "given-name": "Bench", "dob": "1970-01-01", "pain-now": 5, "pain-areas": ["lower-back"],
+        "pain-duration": "over-12-weeks", **{f"sbst-{i}": "disagree" for i in range(1, 9)}, "sbst-9": "slightly"}}
+    path = Path(tmp) / "visit.json"
+    path.write_text(json.dumps(visit))
+    code = "import sys, resource\nfrom kiosk.cli import main\nsys.argv=['clinic-kiosk','--data',sys.argv[1],'replay',sys.argv[2]]\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)"
+    out = subprocess.run([sys.executable, "-c", code, tmp + "/replay", str(path)], capture_output=True, text=True,
+                         cwd=REPO, timeout=300, env=dict(os.environ, KIVY_NO_ARGS="1"))
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+def _bare_rss() -> float:
+    code = BARE + "\nimport resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)"
+    out = subprocess.run([sys.executable, _script(code)], capture_output=True, text=True, timeout=120,
+                         env=dict(os.environ, KIVY_NO_ARGS="1"))
+    return int(out.stdout.strip().splitlines()[-1]) / 1024
+
+
+SWITCH = r"""
+import json, os, sys, time
+os.environ["KIVY_NO_ARGS"] = "1"; os.environ["KIVY_LOG_MODE"] = "PYTHON"
+from kiosk.config import Config
+from kiosk.runtime import Runtime
+from screens.replay import Harness
+from kivy.tests.common import UnitTestTouch
+from kivy.base import EventLoop
+h = Harness(Runtime.create(Config().with_data_dir(sys.argv[1]))).start()
+app = h.app
+app.begin_visit(); app.start_questions()
+while app.visit.current().widget != "yesno":
+    app.visit.advance()
+app.go("question"); h.frames(3)
+times = []
+while app.sm.current == "question" and app.visit.current().widget == "yesno":
+    item = app.visit.current().link_id
+    btn = h.button(code=False, root=h.screen.answer_widget)
+    x, y = btn.to_window(*btn.center)
+    t = UnitTestTouch(x, y)
+    t.touch_down(); EventLoop.idle()
+    t0 = time.perf_counter()
+    t.touch_up()
+    while app.sm.current == "question" and app.visit.current() is not None and app.visit.current().link_id == item:
+        EventLoop.idle()
+    EventLoop.idle()  # the frame that draws the next question
+    times.append((time.perf_counter() - t0) * 1000)
+h.stop()
+print(json.dumps(times))
+"""
+
+
+def _switch_ms(tmp: str) -> list[float]:
+    out = subprocess.run([sys.executable, "-c", SWITCH, tmp + "/switch"], capture_output=True, text=True,
+                         cwd=REPO, timeout=300, env=dict(os.environ, KIVY_NO_ARGS="1"))
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def _submit_ms(tmp: str, n: int = 300) -> list[float]:
+    from kiosk.runtime import Runtime, sealer_for
+    from kiosk.config import Config
+    from kiosk.store import Store
+
+    cfg = Config().with_data_dir(tmp + "/submit")
+    store = Store.open(cfg.database_path, _bench_sealer(cfg))
+    payload = {"answers": {f"q{i}": i for i in range(50)}, "result": {"tier": "none"}, "intake_id": "x"}
+    out = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        store.add("visit", payload)
+        out.append((time.perf_counter() - t0) * 1000)
+    store.close()
+    return out
+
+
+def _bench_sealer(cfg):
+    from kiosk.store import PlainSealer
+
+    return PlainSealer()
+
+
+def _pct(values, p):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
+
+
+def run():
+    with tempfile.TemporaryDirectory() as tmp:
+        bare = min(_run(BARE)[0] for _ in range(3))
+        kiosk = min(_run(KIOSK, tmp + "/start")[0] for _ in range(3))
+        bare_rss = _bare_rss()
+        replay_rss = _replay_rss(tmp)
+        switch = _switch_ms(tmp)
+        submit = _submit_ms(tmp)
+    return [
+        ("startup_bare_s", bare, "s"),
+        ("startup_kiosk_s", kiosk, "s"),
+        ("startup_ratio", kiosk / bare, "x"),
+        ("rss_bare_mb", bare_rss, "MB"),
+        ("rss_replay_mb", replay_rss, "MB"),
+        ("rss_ratio", replay_rss / bare_rss, "x"),
+        ("screen_switch_ms_p95", _pct(switch, 95), "ms"),
+        ("submit_ms_p99", _pct(submit, 99), "ms"),
+    ]
+
+
+if __name__ == "__main__":
+    for name, value, unit in run():
+        print(f"{name}: {value:.2f}{'x' if unit == 'x' else ' ' + unit}")
