@@ -26,7 +26,7 @@ PALETTE = {
 CONTRAST_PAIRS = [
     ("ink", "paper"), ("muted", "paper"), ("white", "primary"), ("white", "primary_down"),
     ("ink", "secondary"), ("ink", "secondary_down"), ("white", "selected"), ("ink", "calm"),
-    ("warn", "paper"),
+    ("warn", "paper"), ("selected", "paper"), ("selected", "calm"),
 ]
 
 
