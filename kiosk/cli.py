@@ -93,6 +93,19 @@ def _pack_or_exit(cfg):
         _fail_lines(exc.problems)
 
 
+def _visit_or_exit(cfg, visit_file):
+    """The pack and the checked visit file; exit 2 naming the linkId when a
+    required answer is missing, warnings for answers the pack does not ask."""
+    pack = _pack_or_exit(cfg)
+    try:
+        vf = read_visit_file(visit_file, pack)
+    except VisitFileError as exc:
+        _fail_lines([str(exc)], code=2)
+    for w in vf.warnings:
+        click.echo(f"warning: {w}", err=True)
+    return pack, vf
+
+
 @cli.command()
 @config_options
 @click.option("--windowed", is_flag=True, help="Run in a window instead of full screen.")
@@ -103,9 +116,9 @@ def run(ctx, config_path, data_dir, windowed):
     from .runtime import Runtime
 
     cfg = _config(ctx, config_path, data_dir)
-    _pack_or_exit(cfg)
+    pack = _pack_or_exit(cfg)
     try:
-        runtime = Runtime.create(cfg)
+        runtime = Runtime.create(cfg, pack=pack)
     except NotEnrolled as exc:
         _fail_lines([f"{cfg.source}: {exc}"])
     from screens.app import run_kiosk
@@ -120,13 +133,7 @@ def run(ctx, config_path, data_dir, windowed):
 def score(ctx, config_path, data_dir, visit_file):
     """Runs the content pack's rules on VISIT_FILE; prints the result JSON."""
     cfg = _config(ctx, config_path, data_dir)
-    pack = _pack_or_exit(cfg)
-    try:
-        vf = read_visit_file(visit_file, pack)
-    except VisitFileError as exc:
-        _fail_lines([str(exc)], code=2)
-    for w in vf.warnings:
-        click.echo(f"warning: {w}", err=True)
+    pack, vf = _visit_or_exit(cfg, visit_file)
     click.echo(json.dumps(score_visit_file(vf, pack).as_json()))
 
 
@@ -139,24 +146,18 @@ def score(ctx, config_path, data_dir, visit_file):
 def replay(ctx, config_path, data_dir, visit_file, screenshots):
     """Taps through VISIT_FILE in the real UI, submits it, prints the result."""
     cfg = _config(ctx, config_path, data_dir)
-    pack = _pack_or_exit(cfg)
-    try:
-        vf = read_visit_file(visit_file, pack)
-    except VisitFileError as exc:
-        _fail_lines([str(exc)], code=2)
-    for w in vf.warnings:
-        click.echo(f"warning: {w}", err=True)
+    pack, vf = _visit_or_exit(cfg, visit_file)
     from .crypto import NotEnrolled, SealedBoxSealer, generate_keypair
     from .runtime import Runtime
 
     try:
-        runtime = Runtime.create(cfg)
+        runtime = Runtime.create(cfg, pack=pack)
     except NotEnrolled:
         # A self-test before enrollment still runs the whole UI and a durable
         # commit, sealed to a key nobody keeps: nothing readable is left.
         click.echo("warning: this kiosk is not enrolled with a hub; the replayed visit is sealed "
                    "to a throwaway key and cannot be read back", err=True)
-        runtime = Runtime.create(cfg, sealer=SealedBoxSealer(generate_keypair()[1]))
+        runtime = Runtime.create(cfg, sealer=SealedBoxSealer(generate_keypair()[1]), pack=pack)
     from screens.replay import replay_visit
 
     try:

@@ -31,10 +31,10 @@ class Runtime:
     sync: object = None  # kiosk.sync.SyncWorker while `run` syncs in the background
 
     @classmethod
-    def create(cls, config: config_mod.Config, sealer: Sealer | None = None) -> "Runtime":
-        """Loads the pack and opens the store; raises PackError or ConfigError
-        with every problem, before anything is shown."""
-        pack = load_pack(config.kiosk.content_pack or None)
+    def create(cls, config: config_mod.Config, sealer: Sealer | None = None, pack: Pack | None = None) -> "Runtime":
+        """Loads the pack (unless given one already loaded) and opens the
+        store; raises PackError or NotEnrolled before anything is shown."""
+        pack = pack or load_pack(config.kiosk.content_pack or None)
         store = Store.open(config.database_path, sealer or sealer_for(config))
         bus = AlertBus([StoreChannel(store), LogChannel()])
         return cls(config, pack, store, bus, load_media(config))
