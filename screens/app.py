@@ -128,8 +128,26 @@ class KioskApp(App):
         if not self.config_.kiosk.fullscreen:
             Window.show_cursor = True
         self._idle_event = Clock.schedule_interval(self._idle_tick, 0.5)
-        # after the first frame: the welcome screen should not wait for GPIO
-        Clock.schedule_once(lambda _dt: self.start_call_panel(), 0)
+        # the welcome screen should not wait for GPIO
+        self.after_first_frame(self.start_call_panel)
+
+    _first_frame_done = False
+
+    def after_first_frame(self, callback):
+        """Runs ``callback`` on the clock once the first frame is on screen
+        (at once, on the next tick, when it already is)."""
+        from kivy.core.window import Window
+
+        if self._first_frame_done:
+            Clock.schedule_once(lambda _dt: callback(), 0)
+            return
+
+        def flipped(*_):
+            Window.unbind(on_flip=flipped)
+            self._first_frame_done = True
+            Clock.schedule_once(lambda _dt: callback(), 0)
+
+        Window.bind(on_flip=flipped)
 
     def start_call_panel(self):
         """The GPIO call button and lights. Its callbacks come on gpiozero's

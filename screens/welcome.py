@@ -14,6 +14,13 @@ log = logging.getLogger(__name__)
 
 class WelcomeScreen(KioskScreen):
     def on_activate(self):
+        # The loop is built and started just after this screen's first frame,
+        # so "Start" is on screen without waiting for a video to open.
+        self.app.after_first_frame(self.start_loop)
+
+    def start_loop(self):
+        if self.manager is None or self.manager.current != self.name:
+            return  # the patient already moved on
         holder = self.ids.attract_holder
         if not holder.children and self.app.catalogue is not None:
             from .attract import AttractLoop

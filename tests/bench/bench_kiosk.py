@@ -52,7 +52,8 @@ def flip(*a):
         Clock.schedule_once(lambda dt: App.get_running_app().stop(), 0.5)
 from kivy.app import App
 Window.bind(on_flip=flip)
-KioskApp(Runtime.create(cfg)).run()
+from kiosk.crypto import SealedBoxSealer, generate_keypair
+KioskApp(Runtime.create(cfg, sealer=SealedBoxSealer(generate_keypair()[1]))).run()
 print(repr(first[0]), flush=True)
 """
 
@@ -111,7 +112,8 @@ from kiosk.runtime import Runtime
 from screens.replay import Harness
 from kivy.tests.common import UnitTestTouch
 from kivy.base import EventLoop
-h = Harness(Runtime.create(Config().with_data_dir(sys.argv[1]))).start()
+from kiosk.crypto import SealedBoxSealer, generate_keypair
+h = Harness(Runtime.create(Config().with_data_dir(sys.argv[1]), sealer=SealedBoxSealer(generate_keypair()[1]))).start()
 app = h.app
 app.begin_visit(); app.start_questions()
 while app.visit.current().widget != "yesno":
@@ -144,7 +146,6 @@ def _switch_ms(tmp: str) -> list[float]:
 
 
 def _submit_ms(tmp: str, n: int = 300) -> list[float]:
-    from kiosk.runtime import Runtime, sealer_for
     from kiosk.config import Config
     from kiosk.store import Store
 
@@ -161,9 +162,10 @@ def _submit_ms(tmp: str, n: int = 300) -> list[float]:
 
 
 def _bench_sealer(cfg):
-    from kiosk.store import PlainSealer
+    """The real sealer (sealed box to a clinic key), as a submit pays it."""
+    from kiosk.crypto import SealedBoxSealer, generate_keypair
 
-    return PlainSealer()
+    return SealedBoxSealer(generate_keypair()[1])
 
 
 def _pct(values, p):
