@@ -185,7 +185,7 @@ def _points(score: Score, link_id: str, value) -> float:
         if isinstance(value, bool):
             return 1.0 if value else 0.0
         return float(value)
-    key = value if isinstance(value, str) else str(value).lower() if isinstance(value, bool) else str(value)
+    key = str(value).lower() if isinstance(value, bool) else str(value)
     return float(table.get(key, 0))
 
 

@@ -8,15 +8,13 @@ start-up and passed in (never module globals).
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from . import config as config_mod
 from .alerts import AlertBus, LogChannel, StoreChannel
 from .pack import Pack, load_pack
 from .store import Sealer, Store
-
-DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "media" / "manifest.json"
 
 log = logging.getLogger(__name__)
 
@@ -60,8 +58,11 @@ def sealer_for(config: config_mod.Config) -> Sealer:
     return clinic_sealer(config)
 
 
-def media_manifest_path(config: config_mod.Config) -> Path:
-    return Path(config.kiosk.media_manifest) if config.kiosk.media_manifest else DEFAULT_MANIFEST
+def media_manifest_path(config: config_mod.Config | None) -> Path:
+    """The configured media manifest, else the project's own."""
+    from .media import DEFAULT_MANIFEST
+
+    return Path(config.kiosk.media_manifest) if config and config.kiosk.media_manifest else DEFAULT_MANIFEST
 
 
 def load_media(config: config_mod.Config):

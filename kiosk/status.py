@@ -5,6 +5,7 @@ from __future__ import annotations
 from . import config as config_mod
 from .pack import PackError, load_pack
 from .store import Store
+from .sync import status_info
 
 
 def collect(cfg: config_mod.Config) -> dict:
@@ -14,19 +15,13 @@ def collect(cfg: config_mod.Config) -> dict:
         content_version = None
     store = Store.open(cfg.database_path)
     try:
-        out = sync_status(store, cfg)
+        out = status_info(store, cfg)
         out["gpio"] = gpio_status(cfg, store)
     finally:
         store.close()
     out["content_version"] = content_version
     out["kiosk_id"] = cfg.kiosk.kiosk_id
     return out
-
-
-def sync_status(store: Store, cfg: config_mod.Config) -> dict:
-    from .sync import status_info
-
-    return status_info(store, cfg)
 
 
 def gpio_status(cfg: config_mod.Config, store: Store) -> dict:

@@ -143,15 +143,6 @@ class Store:
             )
         return record_id
 
-    def pending(self, limit: int = 100) -> list[dict]:
-        """Unacknowledged records, alerts first, then oldest first."""
-        with self._lock:
-            return list(
-                self.db["outbox"].rows_where(
-                    "acked_at is null", order_by="priority desc, created_at, id", limit=limit
-                )
-            )
-
     def depth(self) -> int:
         with self._lock:
             return self.db["outbox"].count_where("acked_at is null")
@@ -162,11 +153,6 @@ class Store:
                 "select min(created_at) from outbox where acked_at is null"
             ).fetchone()
         return row[0] if row else None
-
-    def kinds(self) -> Iterator[tuple[str, str]]:
-        """(id, kind) of every record, for tests and the status command."""
-        with self._lock:
-            yield from self.db.execute("select id, kind from outbox order by created_at").fetchall()
 
     def get_state(self, key: str, default: str | None = None) -> str | None:
         with self._lock:

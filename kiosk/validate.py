@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import config as config_mod
 from .pack import PackError, load_pack
+from .runtime import media_manifest_path
 
 
 def _validate_config(path: Path | None, problems: list[str]) -> config_mod.Config | None:
@@ -35,10 +36,6 @@ def _validate_media(path: Path, problems: list[str], warnings: list[str]) -> Non
     warnings.extend(warned)
 
 
-def default_manifest() -> Path:
-    return Path(__file__).resolve().parent.parent / "media" / "manifest.json"
-
-
 def validate_paths(paths: list[str], config_path: str | None) -> tuple[list[str], list[str]]:
     """(problems, warnings) for the given paths, or for the configured
     config, content pack and media when no path is given."""
@@ -47,8 +44,7 @@ def validate_paths(paths: list[str], config_path: str | None) -> tuple[list[str]
     if not paths:
         cfg = _validate_config(Path(config_path) if config_path else None, problems)
         _validate_pack(Path(cfg.kiosk.content_pack) if cfg and cfg.kiosk.content_pack else None, problems)
-        manifest = Path(cfg.kiosk.media_manifest) if cfg and cfg.kiosk.media_manifest else default_manifest()
-        _validate_media(manifest, problems, warnings)
+        _validate_media(media_manifest_path(cfg), problems, warnings)
         return problems, warnings
     for raw in paths:
         path = Path(raw)

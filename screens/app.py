@@ -83,6 +83,9 @@ class KioskApp(App):
     #: Whether this app owns the GPIO pins. The self-test (replay) does not:
     #: the running kiosk service holds them.
     use_gpio = True
+    #: True from a submitted visit's thanks screen until the kiosk resets:
+    #: the videos then lead back to "thanks", and the idle timer runs.
+    _after_visit = False
 
     def __init__(self, runtime: Runtime, now=time.monotonic, **kwargs):
         super().__init__(**kwargs)
@@ -269,7 +272,7 @@ class KioskApp(App):
         elif self.sm.current == "video":
             self.go("techniques")
         elif self.sm.current == "techniques":
-            self.go("thanks" if self.last_submitted and self.visit is None and self._after_visit else "welcome")
+            self.go("thanks" if self._after_visit else "welcome")
         elif self.sm.current == "privacy":
             self.discard_visit()
         elif self.sm.current == "review" and self.visit:
@@ -277,8 +280,6 @@ class KioskApp(App):
             self.go("question")
         else:
             self.go("welcome")
-
-    _after_visit = False
 
     # -- the visit ---------------------------------------------------------
 

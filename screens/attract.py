@@ -184,11 +184,7 @@ class AttractLoop(FloatLayout):
         self._events = []
 
     def _unload(self):
-        player = self.ids.video
-        player.state = "stop"
-        player.unload()
-        player.source = ""
-        player.texture = None
+        self.ids.video.release()
         self.showing_video = False
         self.has_frame = False
         self.caption = ""

@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kivy.app import App
-from kivy.graphics import Color, Ellipse, Line, Rectangle, RoundedRectangle
+from kivy.graphics import Color, Ellipse, Line, RoundedRectangle
 from kivy.lang import Builder
 from kivy.properties import ListProperty
 from kivy.uix.widget import Widget

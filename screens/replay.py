@@ -9,7 +9,6 @@ through a visit file the way a patient would, saving a PNG per screen.
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -134,6 +133,8 @@ class Harness:
 
 def type_answer(h: Harness, item, value) -> None:
     """Answers the current question with ``value`` by tapping the UI."""
+    from .answers import LETTERS
+
     widget = h.screen.answer_widget
     kind = item.widget
     if kind in ("yesno", "scale", "choice"):
@@ -148,7 +149,7 @@ def type_answer(h: Harness, item, value) -> None:
                 h.tap(h.button(key="space", root=widget))
                 continue
             lower = ch.lower()
-            if not any(lower in row for row in ("qwertyuiop", "asdfghjklñ", "zxcvbnm", "áéíóúü-'")):
+            if not any(lower in row for row in LETTERS):
                 raise RuntimeError(f"{item.link_id}: {ch!r} cannot be typed on the on-screen keyboard")
             if widget.needs_shift(ch):
                 h.tap(h.button(key="shift", root=widget))

@@ -3,7 +3,6 @@ acknowledge a call. Opened by a long press in the top-left corner."""
 
 from __future__ import annotations
 
-import json
 
 from kivy.properties import BooleanProperty, StringProperty
 

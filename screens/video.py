@@ -48,6 +48,13 @@ class KioskVideo(Video):
     def texture_update(self, *largs):
         pass
 
+    def release(self):
+        """Stops playback and frees the decoder and the last frame."""
+        self.state = "stop"
+        self.unload()
+        self.source = ""
+        self.texture = None
+
 
 class VideoProgress(Widget):
     """A thick progress bar, drawn in video.kv; ``value`` runs 0..1."""
@@ -133,11 +140,7 @@ class VideoScreen(KioskScreen):
         if self._watchdog is not None:
             self._watchdog.cancel()
             self._watchdog = None
-        video = self.ids.video
-        video.state = "stop"
-        video.unload()
-        video.source = ""
-        video.texture = None
+        self.ids.video.release()
         self.playing = False
         self.has_frame = False
         self.progress = 0.0

@@ -1,6 +1,5 @@
 """A malformed content pack is refused with path:location: message lines."""
 
-import json
 
 from click.testing import CliRunner
 

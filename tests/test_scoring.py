@@ -6,7 +6,7 @@ import datetime as dt
 import pytest
 
 from kiosk.pack import load_pack
-from kiosk.rules import Score, compute_score, evaluate
+from kiosk.rules import evaluate
 
 DAY = dt.date(2026, 11, 21)
 

@@ -67,5 +67,5 @@ def test_alerts_jump_the_queue(tmp_path):
     store.add("visit", {"n": 1})
     store.add("visit", {"n": 2})
     store.add("alert", {"kind": "emergency"})
-    assert [r["kind"] for r in store.pending()] == ["alert", "visit", "visit"]
+    assert [r["kind"] for r in store.sync_pending()] == ["alert", "visit", "visit"]
     store.close()

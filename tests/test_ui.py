@@ -15,6 +15,7 @@ from kiosk.runtime import Runtime
 from kiosk.visit import read_visit_file
 
 from kiosk.crypto import open_sealed
+from screens.replay import FakeClock
 
 from .conftest import enroll_offline, negative_visit
 
@@ -105,7 +106,7 @@ def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tm
     assert "Yusuf" not in json.dumps(kinds["alert"])
 
     # The screen itself: calm, no diagnosis, and it stays until staff use their PIN.
-    clock = _Clock()
+    clock = FakeClock()
     h = Harness(runtime, now=clock).start()
     try:
         app = h.app
@@ -154,21 +155,10 @@ def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tm
         h.stop()
 
 
-class _Clock:
-    def __init__(self):
-        self.t = 1000.0
-
-    def __call__(self):
-        return self.t
-
-    def advance(self, s):
-        self.t += s
-
-
 def test_idle_timeout_asks_then_wipes_everything(tmp_path, cfg, runtime):
     from screens.replay import Harness
 
-    clock = _Clock()
+    clock = FakeClock()
     h = Harness(runtime, now=clock).start()
     try:
         app = h.app
@@ -211,7 +201,7 @@ def test_idle_timeout_asks_then_wipes_everything(tmp_path, cfg, runtime):
 def test_playing_video_holds_the_visit_and_reset_follows_the_end(cfg, runtime):
     from screens.replay import Harness
 
-    clock = _Clock()
+    clock = FakeClock()
     h = Harness(runtime, now=clock).start()
     try:
         app = h.app

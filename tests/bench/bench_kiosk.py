@@ -66,24 +66,17 @@ def _script(code: str) -> str:
     return path
 
 
-def _run(code: str, *args) -> tuple[float, float]:
-    """(seconds from process start to first frame, peak RSS in MB)."""
-    import resource
-
+def _startup_s(code: str, *args) -> float:
+    """Seconds from process start to the first frame the script reports."""
     env = dict(os.environ, KIVY_NO_ARGS="1", GPIOZERO_PIN_FACTORY="mock")
     t0 = time.time()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     out = subprocess.run([sys.executable, _script(code), *args], capture_output=True, text=True, env=env, cwd=REPO, timeout=120)
     if out.returncode != 0:
         raise RuntimeError(out.stderr[-2000:])
-    first = float(out.stdout.strip().splitlines()[-1])
-    rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    return first - t0, max(rss, before) / 1024
+    return float(out.stdout.strip().splitlines()[-1]) - t0
 
 
 def _replay_rss(tmp: str) -> float:
-    import resource
-
     visit = {"language": "en", "visit_date": "2026-11-21", "answers": {
         "given-name": "Bench", "dob": "1970-01-01", "pain-now": 5, "pain-areas": ["lower-back"],
         "pain-duration": "over-12-weeks", **{f"sbst-{i}": "disagree" for i in range(1, 9)}, "sbst-9": "slightly"}}
@@ -175,8 +168,8 @@ def _pct(values, p):
 
 def run():
     with tempfile.TemporaryDirectory() as tmp:
-        bare = min(_run(BARE)[0] for _ in range(3))
-        kiosk = min(_run(KIOSK, tmp + "/start")[0] for _ in range(3))
+        bare = min(_startup_s(BARE) for _ in range(3))
+        kiosk = min(_startup_s(KIOSK, tmp + "/start") for _ in range(3))
         bare_rss = _bare_rss()
         replay_rss = _replay_rss(tmp)
         switch = _switch_ms(tmp)
