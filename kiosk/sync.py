@@ -46,8 +46,8 @@ from .crypto import (
     read_key_file,
     write_secret_file,
 )
-from .hub import protocol as p
-from .hub.keys import cert_fingerprint
+from . import protocol as p
+from .protocol import cert_fingerprint
 from .store import Store, utcnow
 
 log = logging.getLogger(__name__)

@@ -1,42 +1,32 @@
-"""The hub's HTTP API (FastAPI): enrollment and exactly-once record intake.
+"""The hub's web application (FastAPI), assembled from one router per area.
 
-Every refusal is a 4xx with a JSON ``{"detail": ..., "ids": [...]}`` that says
-what was wrong and where, and leaves the hub's data as it was. Messages name
+* :mod:`kiosk.hub.routers.sync`: the API kiosks talk to (enrollment, records).
+
+The state the routers share (repository, keys) lives on ``app.state.hub``
+and reaches them through the dependencies in :mod:`kiosk.hub.deps`. Every
+refusal is a 4xx with a JSON ``{"detail": ..., "ids": [...]}`` that says what
+was wrong and where, and leaves the hub's data as it was. Messages name
 record ids and fields, never what a patient entered.
 """
 
 # No `from __future__ import annotations`: FastAPI reads the dependency
 # annotations of the nested functions below at run time.
 
-import base64
-import binascii
-import hashlib
 import json
 import logging
-from typing import Annotated
 
-from fastapi import Depends, FastAPI, HTTPException, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from nacl.exceptions import CryptoError
-from nacl.public import PrivateKey, SealedBox
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from . import protocol as p
-from .db import Conflict, HubRepository, IncomingRecord
+from .. import protocol as p
+from .db import HubRepository
+from .deps import HubState
+from .errors import Refused
+from .routers import sync
 
 log = logging.getLogger(__name__)
-
-
-class Refused(Exception):
-    """A request the hub will not act on; becomes a 4xx Problem response."""
-
-    def __init__(self, status: int, detail: str, ids: list[str] | None = None):
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.ids = ids or []
 
 
 class BodyGuard:
@@ -132,14 +122,13 @@ def _validation_problem(exc: RequestValidationError) -> tuple[int, str]:
 
 def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public_key: bytes) -> FastAPI:
     """The hub application over ``repo``; ``private_key`` opens submissions."""
-    box = SealedBox(PrivateKey(private_key))
     app = FastAPI(
         title="clinic-hub",
         version="1",
         description="Sync API for clinic intake kiosks.",
     )
+    app.state.hub = HubState(repo, private_key, public_key, cert_sha256)
     app.add_middleware(BodyGuard)
-    bearer = HTTPBearer(auto_error=False, description="Device token from enrollment.")
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused):
@@ -155,93 +144,5 @@ def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public
     async def _http(request: Request, exc: HTTPException):
         return JSONResponse({"detail": str(exc.detail), "ids": []}, status_code=exc.status_code, headers=exc.headers)
 
-    def kiosk_id(
-        creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> str:
-        if creds is None or creds.scheme.lower() != "bearer" or not creds.credentials:
-            raise Refused(401, "missing device token: send 'Authorization: Bearer <token>' (enroll the kiosk first)")
-        found = repo.kiosk_for_token(creds.credentials)
-        if found is None:
-            raise Refused(401, "device token is not valid or was revoked: enroll the kiosk again")
-        return found
-
-    problems = {
-        400: {"model": p.Problem, "description": "Malformed request"},
-        401: {"model": p.Problem, "description": "Missing, unknown or revoked device token"},
-        409: {"model": p.Problem, "description": "A record id is already stored with different content"},
-        413: {"model": p.Problem, "description": "Body over the size limit"},
-        415: {"model": p.Problem, "description": "Body is not application/json"},
-        422: {"model": p.Problem, "description": "A record or field is invalid"},
-    }
-
-    @app.get(p.HEALTH_PATH, response_model=p.Health)
-    def health() -> p.Health:
-        """Liveness, for the kiosk's `hub_reachable` and for monitoring."""
-        return p.Health(ok=True)
-
-    @app.post(p.ENROLL_PATH, response_model=p.EnrollResponse, responses={**problems, 403: {"model": p.Problem}})
-    def enroll(req: p.EnrollRequest) -> p.EnrollResponse:
-        """Trades a one-time code for a device token and the clinic's public key."""
-        token = repo.redeem_enroll_code(req.code, req.kiosk_id)
-        if token is None:
-            raise Refused(403, "enrollment code is not valid (unknown, already used or expired): "
-                               "run `clinic-hub enroll-code` for a new one")
-        log.info("kiosk %s enrolled", req.kiosk_id)
-        return p.EnrollResponse(
-            kiosk_id=req.kiosk_id,
-            token=token,
-            public_key=base64.b64encode(public_key).decode("ascii"),
-            cert_sha256=cert_sha256,
-        )
-
-    @app.post(p.RECORDS_PATH, response_model=p.BatchResponse, responses=problems)
-    def submit(batch: p.BatchRequest, kiosk: Annotated[str, Depends(kiosk_id)]) -> p.BatchResponse:
-        """Stores a batch of sealed records exactly once (see kiosk.hub.protocol)."""
-        incoming = [open_record(box, i, rec) for i, rec in enumerate(batch.records)]
-        try:
-            statuses = repo.store_batch(kiosk, incoming)
-        except Conflict as exc:
-            log.warning("kiosk %s: %d record id(s) reused with different content", kiosk, len(exc.ids))
-            raise Refused(
-                409,
-                "record id already stored with different content; nothing of this batch was stored",
-                exc.ids,
-            ) from None
-        log.info("kiosk %s: %d record(s) stored, %d duplicate(s)", kiosk,
-                 statuses.count("stored"), statuses.count("duplicate"))
-        return p.BatchResponse(
-            results=[p.RecordResult(id=rec.id, status=s) for rec, s in zip(batch.records, statuses)]
-        )
-
+    app.include_router(sync.router)
     return app
-
-
-def open_record(box: SealedBox, index: int, rec: p.SubmittedRecord) -> IncomingRecord:
-    """Decrypts and checks one submitted record; raises :class:`Refused` (422)
-    naming the record's place and id when it cannot be used."""
-    rid = str(rec.id)
-    where = f"records[{index}] (id {rid})"
-    try:
-        sealed = base64.b64decode(rec.sealed, validate=True)
-    except (binascii.Error, ValueError):
-        raise Refused(422, f"{where}: 'sealed' is not base64", [rid]) from None
-    try:
-        plain = box.decrypt(sealed)
-    except CryptoError:
-        raise Refused(422, f"{where}: sealed body does not open with this clinic's key", [rid]) from None
-    try:
-        payload = json.loads(plain)
-    except (UnicodeDecodeError, ValueError):
-        raise Refused(422, f"{where}: sealed body is not JSON", [rid]) from None
-    if not isinstance(payload, dict):
-        raise Refused(422, f"{where}: sealed body must be a JSON object", [rid])
-    intake = payload.get("intake_id") if rec.kind == "visit" else None
-    submitted = payload.get("submitted_at", payload.get("created_at"))
-    return IncomingRecord(
-        id=rid,
-        kind=rec.kind,
-        digest=hashlib.sha256(plain).hexdigest(),
-        payload_json=json.dumps(payload, sort_keys=True),
-        intake_id=intake if isinstance(intake, str) else None,
-        submitted_at=submitted if isinstance(submitted, str) else None,
-    )

@@ -24,12 +24,12 @@ import click
 import nacl.exceptions
 import nacl.pwhash
 
+from ..protocol import cert_fingerprint
 from . import export as exports
 from .db import DatabaseURLError, HubRepository, open_backend, redact_url
 from .keys import (
     HubFiles,
     NotInitialised,
-    cert_fingerprint,
     create_keys,
     create_tls_certificate,
     database_url,

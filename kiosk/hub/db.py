@@ -229,6 +229,29 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "create index records_kind_submitted on records (kind, submitted_at)",
         ],
     ),
+    (
+        "002_kiosks_alert_acks",
+        [
+            # One row per enrolled kiosk: what it last reported (a
+            # protocol.Heartbeat as JSON) and when it was last heard from.
+            """create table kiosks (
+                kiosk_id text primary key,
+                name text not null default '',
+                enrolled_at text not null,
+                last_contact text,
+                report text not null default '{}',
+                revoked_at text
+            )""",
+            # Staff acknowledgement of an alert record (kind 'alert' or
+            # 'staff-call'); the kiosk learns it through the heartbeat.
+            """create table alert_acks (
+                record_id text primary key,
+                kiosk_id text not null,
+                acknowledged_at text not null,
+                acknowledged_by text not null
+            )""",
+        ],
+    ),
 ]
 
 
@@ -335,6 +358,51 @@ class HubRepository:
                 [utcnow(), kiosk_id],
             )
             return tx.rowcount
+
+    # -- kiosks and alert acknowledgements -------------------------------------
+
+    def record_heartbeat(self, kiosk_id: str, report_json: str) -> None:
+        """Keeps what ``kiosk_id`` reported and when (a row is made for a
+        kiosk enrolled before the kiosks table existed)."""
+        now = utcnow()
+        with self.backend.transaction() as tx:
+            tx.execute(
+                "update kiosks set last_contact = ?, report = ? where kiosk_id = ?", [now, report_json, kiosk_id]
+            )
+            if tx.rowcount == 0:
+                tx.execute(
+                    "insert into kiosks (kiosk_id, enrolled_at, last_contact, report) values (?, ?, ?, ?) "
+                    "on conflict (kiosk_id) do nothing",
+                    [kiosk_id, now, now, report_json],
+                )
+
+    def acknowledge_alert(self, record_id: str, user: str) -> bool:
+        """Marks an alert record acknowledged by ``user``; False when there
+        is no such alert or it was already acknowledged (the first wins)."""
+        with self.backend.transaction() as tx:
+            row = tx.execute(
+                "select kiosk_id from records where id = ? and kind in ('alert', 'staff-call')", [record_id]
+            ).fetchone()
+            if row is None:
+                return False
+            tx.execute(
+                "insert into alert_acks (record_id, kiosk_id, acknowledged_at, acknowledged_by) "
+                "values (?, ?, ?, ?) on conflict (record_id) do nothing",
+                [record_id, row[0], utcnow(), user],
+            )
+            return tx.rowcount == 1
+
+    def acknowledged_among(self, kiosk_id: str, record_ids: Sequence[str]) -> list[str]:
+        """Those of ``record_ids`` (alerts of ``kiosk_id``) that staff acknowledged."""
+        if not record_ids:
+            return []
+        marks = ", ".join("?" for _ in record_ids)
+        with self.backend.transaction() as tx:
+            rows = tx.execute(
+                f"select record_id from alert_acks where kiosk_id = ? and record_id in ({marks})",
+                [kiosk_id, *record_ids],
+            ).fetchall()
+        return sorted(r[0] for r in rows)
 
     # -- staff ----------------------------------------------------------------
 

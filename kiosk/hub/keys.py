@@ -13,7 +13,6 @@ Layout of ``--data DIR``::
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import ipaddress
 import json
 import socket
@@ -26,6 +25,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from ..crypto import encode_key, generate_keypair, read_key_file, write_key_file, write_secret_file
+from ..protocol import cert_fingerprint
 
 
 @dataclass(frozen=True)
@@ -141,11 +141,3 @@ def create_tls_certificate(files: HubFiles, hostnames: list[str] | None = None) 
     pem = cert.public_bytes(serialization.Encoding.PEM)
     files.tls_cert.write_bytes(pem)
     return cert_fingerprint(pem)
-
-
-def cert_fingerprint(pem: bytes | str) -> str:
-    """SHA-256 of the certificate's DER encoding, lower-case hex."""
-    if isinstance(pem, str):
-        pem = pem.encode("ascii")
-    cert = x509.load_pem_x509_certificate(pem)
-    return hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()

@@ -16,6 +16,8 @@ not open: 422) nothing of the batch is stored and the answer names the ids in
 
 from __future__ import annotations
 
+import hashlib
+import ssl
 import uuid
 from typing import Literal
 
@@ -25,6 +27,7 @@ API_PREFIX = "/v1"
 RECORDS_PATH = f"{API_PREFIX}/records"
 ENROLL_PATH = f"{API_PREFIX}/enroll"
 HEALTH_PATH = f"{API_PREFIX}/health"
+HEARTBEAT_PATH = f"{API_PREFIX}/heartbeat"
 
 #: Largest request body the hub reads; larger ones get 413 before parsing.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -86,6 +89,43 @@ class EnrollResponse(BaseModel):
     cert_sha256: str = Field(description="SHA-256 of the hub's TLS certificate (DER), hex.")
 
 
+class Heartbeat(BaseModel):
+    """What a kiosk reports on every sync cycle (device facts, never patient
+    data), and the alerts it still shows as open.
+
+    The hub answers with :class:`HeartbeatResponse`: which of those alerts
+    staff have acknowledged, so the kiosk can turn its call light off.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    queue_depth: int = Field(ge=0, le=10_000_000, description="Records waiting in the outbox.")
+    oldest_unsynced_s: float | None = Field(default=None, ge=0, description="Age of the oldest waiting record.")
+    content_version: str = Field(default="", max_length=200)
+    gpio: dict[str, str | bool | int | None] = Field(default_factory=dict, description="GPIO mode and health.")
+    open_alerts: list[uuid.UUID] = Field(
+        default_factory=list, max_length=MAX_BATCH, description="Alert record ids this kiosk still shows as open."
+    )
+    set_aside: int = Field(default=0, ge=0, description="Records the kiosk set aside after repeated refusals.")
+
+
+class HeartbeatResponse(BaseModel):
+    kiosk_id: str = Field(description="The id the hub gave this kiosk at enrollment.")
+    acknowledged: list[uuid.UUID] = Field(
+        default_factory=list, description="Those of `open_alerts` that staff have acknowledged."
+    )
+
+
 class Health(BaseModel):
     ok: bool
     service: str = "clinic-hub"
+
+
+def cert_fingerprint(pem: bytes | str) -> str:
+    """SHA-256 of a PEM certificate's DER encoding, lower-case hex: what the
+    kiosk pins and the hub vouches for. Standard library only, so both sides
+    share it without the hub's certificate tooling.
+    """
+    if isinstance(pem, bytes):
+        pem = pem.decode("ascii")
+    return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()

@@ -1,0 +1,1 @@
+"""The hub's routers, one per area (see :func:`kiosk.hub.app.create_app`)."""
