@@ -149,25 +149,6 @@ def holds(cond: dict, answers: dict, computed: dict) -> bool:
     return _compare(cond["op"], answers.get(cond["answer"]), cond.get("value"))
 
 
-def enabled(item, answers: dict) -> bool:
-    """FHIR enableWhen: whether ``item`` is shown given the answers so far."""
-    if not item.enable_when:
-        return True
-    results = []
-    for cond in item.enable_when:
-        _key, expected = cond.answer
-        actual = answers.get(cond.question)
-        if cond.operator == "exists":
-            results.append((actual is not None) == expected)
-            continue
-        values = [v for v in (actual if isinstance(actual, list) else [actual]) if v is not None]
-        if cond.operator == "!=":  # FHIR: true if no answer equals it (so also when unanswered)
-            results.append(not any(v == expected for v in values))
-        else:  # FHIR: true if at least one answer satisfies it
-            results.append(any(_compare(cond.operator, v, expected) for v in values))
-    return all(results) if item.enable_behavior == "all" else any(results)
-
-
 # -- scoring -----------------------------------------------------------------
 
 

@@ -18,8 +18,10 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .expressions import State, resolve
+from .fhir import questionnaire_response
 from .pack import Item, Pack
-from .rules import Result, enabled, evaluate
+from .rules import Result, evaluate
 from .store import utcnow
 
 
@@ -40,11 +42,21 @@ class Visit:
         self.position: str | None = None
         self.trail: list[str] = []  # questions shown, for the back button
         self.reviewing = False  # came from the review screen: return there
+        self._state: tuple[dict, State] | None = None
+        for item in pack.items:  # initial / initialSelected answers
+            if item.initial is not None and item.asked:
+                self.answers[item.link_id] = item.initial
 
     # -- what is asked ---------------------------------------------------
 
+    def state(self) -> State:
+        """Enabled items and computed answers for the answers so far."""
+        if self._state is None or self._state[0] != self.answers:
+            self._state = (dict(self.answers), resolve(self.pack, self.answers))
+        return self._state[1]
+
     def is_enabled(self, item: Item) -> bool:
-        return enabled(item, self.answers)
+        return item.link_id in self.state().enabled
 
     def questions(self) -> list[Item]:
         """The questions this patient is asked, given the answers so far."""
@@ -114,8 +126,12 @@ class Visit:
         """Answers to questions that are still asked (hidden ones drop out)."""
         return {i.link_id: self.answers[i.link_id] for i in self.questions() if i.link_id in self.answers}
 
+    def computed(self) -> dict:
+        """Answers of the computed (calculatedExpression) items."""
+        return dict(self.state().computed)
+
     def result(self) -> Result:
-        return evaluate(self.pack.rules, self.effective_answers(), self.visit_date)
+        return evaluate(self.pack.rules, {**self.computed(), **self.effective_answers()}, self.visit_date)
 
     def is_emergency(self) -> bool:
         return self.result().tier == "emergency"
@@ -124,21 +140,29 @@ class Visit:
         return [i.link_id for i in self.questions() if i.section == "safety" and i.link_id not in self.answers]
 
     def payload(self, status: str) -> dict:
-        """The record the kiosk stores and the hub receives."""
+        """The record the kiosk stores and the hub receives, with the visit
+        as a FHIR QuestionnaireResponse (status "completed", or "stopped"
+        for an emergency)."""
         result = self.result()
+        submitted = utcnow()
+        values = {**self.computed(), **self.effective_answers()}
         return {
             "intake_id": self.intake_id,
             "kiosk_id": self.kiosk_id,
-            "submitted_at": utcnow(),
+            "submitted_at": submitted,
             "status": status,
             "language": self.language,
             "visit_date": self.visit_date.isoformat(),
             "content_version": self.pack.content_version,
             "answers": self.effective_answers(),
+            "computed": self.computed(),
             "not_answered": self.unanswered_screening(),
             "result": result.as_json(),
             "summary": result.summary_json(),
             "notices": [s.notice for s in self.pack.rules.scores if s.notice],
+            "questionnaire_response": questionnaire_response(
+                self.pack, values, status=status, authored=submitted, enabled=self.state().enabled,
+                language=self.language, response_id=self.intake_id),
         }
 
 
@@ -179,23 +203,37 @@ def read_visit_file(path: str | Path, pack: Pack) -> VisitFile:
     given = dict(data["answers"])
     warnings = []
     for link_id in given:
-        if not pack.has(link_id) or pack.item(link_id).type in ("group", "display"):
+        if not pack.has(link_id) or not pack.item(link_id).asked:
             warnings.append(f"{path}:{link_id}: not asked by content pack {pack.content_version}; ignored")
-    asked: dict = {}
+    asked = _asked_answers(path, pack, given)
+    enabled = resolve(pack, asked).enabled
     for item in pack.questions:
-        if not enabled(item, asked):
-            if item.link_id in given:
-                warnings.append(f"{path}:{item.link_id}: hidden by skip logic for this visit; ignored")
-            continue
-        if item.link_id not in given or given[item.link_id] is None:
-            if item.required:
-                raise VisitFileError(f"{path}:{item.link_id}: required answer is missing")
-            continue
-        problem = item.check_answer(given[item.link_id])
-        if problem:
-            raise VisitFileError(f"{path}:{item.link_id}: {problem}")
-        asked[item.link_id] = given[item.link_id]
-    return VisitFile(language, visit_date, asked, warnings)
+        if item.link_id in given and item.asked and item.link_id not in enabled:
+            warnings.append(f"{path}:{item.link_id}: hidden by skip logic for this visit; ignored")
+        if item.required and item.asked and item.link_id in enabled and item.link_id not in asked:
+            raise VisitFileError(f"{path}:{item.link_id}: required answer is missing")
+    ordered = {i.link_id: asked[i.link_id] for i in pack.questions if i.link_id in asked}
+    return VisitFile(language, visit_date, ordered, warnings)
+
+
+def _asked_answers(path, pack: Pack, given: dict) -> dict:
+    """The given answers the pack would ask, found as a fixed point: an
+    answer counts only if its item is enabled by the answers that count."""
+    asked: dict = {}
+    for _ in range(len(pack.questions) + 1):
+        enabled = resolve(pack, asked).enabled
+        nxt = {}
+        for item in pack.questions:
+            value = given.get(item.link_id)
+            if item.asked and item.link_id in enabled and value is not None:
+                problem = item.check_answer(value)
+                if problem:
+                    raise VisitFileError(f"{path}:{item.link_id}: {problem}")
+                nxt[item.link_id] = value
+        if nxt == asked:
+            break
+        asked = nxt
+    return asked
 
 
 def score_visit_file(vf: VisitFile, pack: Pack) -> Result:

@@ -61,12 +61,12 @@ def test_answer_option_of_wrong_type(pack_copy):
 
     def change(d):
         item = next(i for i in _items(d) if i["linkId"] == "pain-duration")
-        item["answerOption"][0] = {"valueInteger": 3}
+        item["answerOption"][0] = {"valueBoolean": True}
 
     edit_json(q, change)
     result = validate(pack_copy)
     assert result.exit_code == 1
-    assert "item pain-duration.answerOption[0]: answerOption has valueInteger; a choice item needs valueCoding" in result.output
+    assert "item pain-duration.answerOption[0]: answerOption has valueBoolean; a choice item needs valueCoding or valueDate or valueInteger" in result.output
 
 
 def test_broken_json_names_the_line(pack_copy):
