@@ -68,7 +68,8 @@ class KioskSection:
         "SQLite database file; empty means kiosk.db inside data_dir.", ""
     )
     content_pack: str = _doc(
-        "Folder of the content pack; empty means the built-in default pack.", ""
+        "Folder of the content pack, or a FHIR R4 Questionnaire JSON file from another tool; "
+        "empty means the built-in default pack.", ""
     )
     media_manifest: str = _doc(
         "Manifest of the explainer videos; empty means the project's media/manifest.json.", ""

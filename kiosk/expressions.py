@@ -51,10 +51,9 @@ def check_expressions(path: str, items: list[Item], root_vars: tuple) -> list[st
         if i.enable_expression:
             sources.append((f"item {i.link_id}.enableWhenExpression", None, i.enable_expression))
     for where, _name, expr in sources:
-        try:
-            fp_compile(expr, MODEL)
-        except Exception as exc:  # fhirpathpy raises plain exceptions for syntax errors
-            problems.append(f"{path}:{where}: FHIRPath does not parse: {_reason(exc)}")
+        error = syntax_error(expr)
+        if error:
+            problems.append(f"{path}:{where}: FHIRPath does not parse: {error}")
             continue
         for ref in LINK_ID_RE.findall(expr):
             if ref not in link_ids:
@@ -65,9 +64,36 @@ def check_expressions(path: str, items: list[Item], root_vars: tuple) -> list[st
     return problems
 
 
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0] if text else type(exc).__name__
+def syntax_error(expr: str) -> str | None:
+    """The first syntax error of a FHIRPath expression, or None.
+
+    fhirpathpy's own parser recovers from errors silently, so this runs its
+    generated ANTLR lexer and parser (the FHIRPath grammar's
+    ``entireExpression`` rule) with a listener that keeps the errors."""
+    from antlr4 import CommonTokenStream, InputStream
+    from antlr4.error.ErrorListener import ErrorListener
+    from fhirpathpy.parser.generated.FHIRPathLexer import FHIRPathLexer
+    from fhirpathpy.parser.generated.FHIRPathParser import FHIRPathParser
+
+    class Keep(ErrorListener):
+        def __init__(self):
+            self.errors: list[str] = []
+
+        def syntaxError(self, recognizer, offendingSymbol, line, column, msg, e):  # noqa: N802 (ANTLR API)
+            self.errors.append(f"column {column + 1}: {msg.split(' expecting ')[0]}")
+
+    keep = Keep()
+    lexer = FHIRPathLexer(InputStream(expr))
+    lexer.removeErrorListeners()
+    lexer.addErrorListener(keep)
+    parser = FHIRPathParser(CommonTokenStream(lexer))
+    parser.removeErrorListeners()
+    parser.addErrorListener(keep)
+    try:
+        parser.entireExpression()
+    except Exception as exc:  # the lexer can still raise on a character it cannot read
+        keep.errors.append(str(exc) or type(exc).__name__)
+    return keep.errors[0] if keep.errors else None
 
 
 @dataclass

@@ -100,9 +100,10 @@ TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
 class PackError(Exception):
     """A content pack that cannot be used; ``problems`` lists every reason."""
 
-    def __init__(self, problems: list[str]):
+    def __init__(self, problems: list[str], notices: list[str] | None = None):
         super().__init__("\n".join(problems))
         self.problems = problems
+        self.notices = notices or []  # what was not understood but is safe to ignore
 
 
 @dataclass(frozen=True)
@@ -482,10 +483,11 @@ class _Reader:
                 help_text = self._help(children)
                 if help_text:
                     index = self.items.index(item)
-                    item = _replace(item, help=help_text)
-                    self.items[index] = item
                     if not item.text:
-                        self.items[index] = item = _replace(item, text=help_text, help={})
+                        item = _replace(item, text=help_text)
+                    else:
+                        item = _replace(item, help=help_text, notice=item.notice or help_text)
+                    self.items[index] = item
 
     def _help(self, children) -> dict[str, str]:
         """Display items directly under a question are shown with it, as
@@ -499,6 +501,9 @@ class _Reader:
         text = _translations(node.get("text"), node.get("_text"), self.base_lang)
         if not text and _code_text(node):
             text = {self.base_lang: _code_text(node)}
+        prefix = node.get("prefix") or ""
+        if prefix and text:
+            text = {lang: f"{prefix} {t}" for lang, t in text.items()}
         hidden = bool(_ext_value(node, HIDDEN_URL))
         if t != "group" and text and not hidden:
             self.require_languages(here, text, "text")
@@ -546,7 +551,7 @@ class _Reader:
             section=section,
             notice=notice,
             parent=parent,
-            prefix=node.get("prefix") or "",
+            prefix=prefix,
             max_length=max_length,
             entry_format=_ext_value(node, ENTRY_FORMAT_URL) or "",
             units=units,
@@ -659,6 +664,8 @@ class _Reader:
                 display = _translations(coding.get("display"), coding.get("_display"), self.base_lang)
                 if display:
                     self.require_languages(here, display, f"option {code!r}")
+                else:  # a bare code is shown (and read back) as it is
+                    display = {self.base_lang: code}
                 key = code if codes.count(code) == 1 else f"{coding.get('system', '')}|{code}"
                 yield Option(key, display, kind, coding.get("system"), code, weight)
             else:
@@ -835,7 +842,7 @@ def _load_questionnaire_file(q_path: Path) -> Pack:
     base = questionnaire.get("language", "en") if isinstance(questionnaire, dict) else "en"
     reader, title, base_lang, variables = _read_questionnaire(q_path, questionnaire, (base,), strict=False)
     if reader.problems:
-        raise PackError(reader.problems)
+        raise PackError(reader.problems, reader.notices)
     digest = hashlib.sha256(q_path.read_bytes()).hexdigest()[:12]
     return Pack(
         id=str(questionnaire.get("id") or q_path.stem),
@@ -881,7 +888,7 @@ def _load_folder(root: Path) -> Pack:
     ruleset, rule_problems = rules_mod.parse_rules(rules_data, index, str(r_path))
     problems.extend(rule_problems)
     if problems:
-        raise PackError(problems)
+        raise PackError(problems, reader.notices)
     return Pack(
         id=str(manifest["id"]),
         version=str(manifest["version"]),

@@ -21,11 +21,31 @@ def _validate_config(path: Path | None, problems: list[str]) -> config_mod.Confi
         return None
 
 
-def _validate_pack(path: Path | None, problems: list[str]) -> None:
+def _validate_pack(path: Path | None, problems: list[str], warnings: list[str],
+                   languages: list[str] | None = None) -> None:
+    """Problems and notices of a pack folder or questionnaire file, and the
+    clinic languages it does not cover (the kiosk offers only those it does)."""
     try:
-        load_pack(path)
+        pack = load_pack(path)
     except PackError as exc:
         problems.extend(exc.problems)
+        warnings.extend(exc.notices)
+        return
+    warnings.extend(pack.notices)
+    missing = [lang for lang in languages or () if lang not in pack.languages]
+    if missing:
+        warnings.append(f"{pack.path}:language: does not cover {', '.join(missing)} of [clinic] languages "
+                        f"(no FHIR translation); the kiosk offers only {', '.join(pack.languages)}")
+
+
+def _is_questionnaire(path: Path) -> bool:
+    """Whether a .json file is a FHIR Questionnaire (rather than a media manifest)."""
+    import json
+
+    try:
+        return json.loads(path.read_text(encoding="utf-8")).get("resourceType") == "Questionnaire"
+    except (OSError, UnicodeDecodeError, ValueError, AttributeError):
+        return False
 
 
 def _validate_media(path: Path, problems: list[str], warnings: list[str]) -> None:
@@ -43,7 +63,8 @@ def validate_paths(paths: list[str], config_path: str | None) -> tuple[list[str]
     warnings: list[str] = []
     if not paths:
         cfg = _validate_config(Path(config_path) if config_path else None, problems)
-        _validate_pack(Path(cfg.kiosk.content_pack) if cfg and cfg.kiosk.content_pack else None, problems)
+        _validate_pack(Path(cfg.kiosk.content_pack) if cfg and cfg.kiosk.content_pack else None, problems,
+                       warnings, list(cfg.clinic.languages) if cfg else None)
         _validate_media(media_manifest_path(cfg), problems, warnings)
         return problems, warnings
     for raw in paths:
@@ -51,11 +72,13 @@ def validate_paths(paths: list[str], config_path: str | None) -> tuple[list[str]
         if not path.exists():
             problems.append(f"{path}:1: no such file or folder")
         elif path.is_dir() and (path / "pack.json").exists():
-            _validate_pack(path, problems)
+            _validate_pack(path, problems, warnings)
         elif path.is_dir() and (path / "manifest.json").exists():
             _validate_media(path / "manifest.json", problems, warnings)
         elif path.name == "pack.json":
-            _validate_pack(path.parent, problems)
+            _validate_pack(path.parent, problems, warnings)
+        elif path.suffix == ".json" and _is_questionnaire(path):
+            _validate_pack(path, problems, warnings)
         elif path.suffix == ".toml":
             _validate_config(path, problems)
         elif path.suffix == ".json":

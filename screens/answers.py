@@ -1,10 +1,18 @@
 """Answer widgets, one per kind of question, all with very large targets.
 
-Each widget gets the item and the current answer, and calls ``commit(value)``
-when the patient has answered. Yes/no, single choice and the 0-10 scale
-commit on the tap; the keyboard, the number pads and multiple choice wait
-for "Next". Names are typed on an on-screen keyboard and dates and phone
-numbers on a big number pad: a kiosk has no physical keyboard.
+Each widget shows one item and its current answer, and calls
+``commit(value)`` when the patient has answered. Yes/no, single choice and
+the 0-10 scale commit on the tap; keyboards, number pads and multiple choice
+wait for "Next". Names and free text are typed on an on-screen keyboard, and
+numbers, dates and times on a big number pad: a kiosk has no physical
+keyboard.
+
+:func:`widget_for` gives the widget for an item. Widgets are built once per
+app and updated for each question (the keys of a pad stay, the buttons of a
+choice list are reused), so moving to the next question does not rebuild
+the screen::
+
+    widget = widget_for(item, visit.answers.get(item.link_id), commit)
 """
 
 from __future__ import annotations
@@ -12,19 +20,29 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
-from babel.dates import format_date
+from babel.dates import format_date, format_datetime
 from kivy.app import App
 from kivy.lang import Builder
+from kivy.metrics import mm
 from kivy.properties import BooleanProperty, ListProperty, ObjectProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
 
 Builder.load_file(str(Path(__file__).with_suffix(".kv")))
 
 LETTERS = ["qwertyuiop", "asdfghjklñ", "zxcvbnm", "áéíóúü-'"]
+#: Free text ("text" items) also needs digits and punctuation.
+TEXT_ROWS = [*LETTERS[:3], "áéíóúü-'.,?", "1234567890"]
+
+
+def _fmt(number: float) -> str:
+    return f"{number:g}"
 
 
 class AnswerWidget(BoxLayout):
-    """Base: ``item`` is a kiosk.pack.Item, ``value`` the answer so far."""
+    """Base: ``item`` is a kiosk.pack.Item, ``value`` the answer so far.
+
+    A subclass builds what never changes in :meth:`build` (once) and shows
+    the current item in :meth:`setup` (for every question)."""
 
     item = ObjectProperty(None)
     value = ObjectProperty(None, allownone=True)
@@ -32,13 +50,26 @@ class AnswerWidget(BoxLayout):
     ready = BooleanProperty(False)  # whether "Next" may be pressed
     immediate = False
 
-    def __init__(self, item, value, commit, **kw):
+    def __init__(self, item=None, value=None, commit=None, **kw):
         super().__init__(**kw)
+        self._built = False
+        if item is not None:
+            self.show(item, value, commit)
+
+    def show(self, item, value, commit) -> "AnswerWidget":
+        """Re-binds the widget to ``item`` and its answer ``value``."""
         self.item = item
         self.commit = commit
         self.value = value
+        if not self._built:
+            self.build()
+            self._built = True
         self.setup()
         self.ready = self.is_ready()
+        return self
+
+    def build(self):
+        pass
 
     def setup(self):
         pass
@@ -47,14 +78,40 @@ class AnswerWidget(BoxLayout):
         return self.value is not None
 
     def on_value(self, *_):
-        self.ready = self.is_ready()
+        if self.item is not None:
+            self.ready = self.is_ready()
 
     def t(self, msgid):
         return App.get_running_app().t(msgid)
 
+    def sync_buttons(self, box, specs, on_tap):
+        """Makes ``box`` hold one KButton per ``(text, code, selected)`` in
+        ``specs``, reusing the buttons it already has."""
+        from .widgets import KButton
+
+        buttons = list(reversed(box.children))
+        for n, (text, code, selected) in enumerate(specs):
+            if n < len(buttons):
+                b = buttons[n]
+            else:
+                b = KButton(role="choice")
+                b.bind(on_release=lambda btn: btn.parent is not None and btn.tap_handler(btn))
+                box.add_widget(b)
+            b.tap_handler = on_tap
+            b.text, b.answer_code, b.selected = text, code, selected
+        for b in buttons[len(specs):]:
+            box.remove_widget(b)
+
 
 class YesNo(AnswerWidget):
     immediate = True
+
+
+class Display(AnswerWidget):
+    """Text to read (the question label shows it); "Next" goes on."""
+
+    def is_ready(self):
+        return True
 
 
 class Scale(AnswerWidget):
@@ -63,33 +120,53 @@ class Scale(AnswerWidget):
     def setup(self):
         lo = int(self.item.min_value if self.item.min_value is not None else 0)
         hi = int(self.item.max_value if self.item.max_value is not None else 10)
-        self.ids.row.clear_widgets()
-        from .widgets import KButton
-
-        for n in range(lo, hi + 1):
-            b = KButton(text=str(n), role="choice", answer_code=n, selected=(self.value == n))
-            b.bind(on_release=lambda btn: self.commit(btn.answer_code))
-            self.ids.row.add_widget(b)
-        self.ids.low.text = self.t("No pain") if self.item.link_id in ("pain-now", "peg-pain") else self.t("Not at all")
-        self.ids.high.text = self.t("Worst pain") if self.item.link_id in ("pain-now", "peg-pain") else self.t("Completely")
+        self.sync_buttons(self.ids.row, [(str(n), n, self.value == n) for n in range(lo, hi + 1)],
+                          lambda btn: self.commit(btn.answer_code))
+        pain = self.item.link_id in ("pain-now", "peg-pain")
+        self.ids.low.text = self.t("No pain") if pain else self.t("Not at all")
+        self.ids.high.text = self.t("Worst pain") if pain else self.t("Completely")
 
 
-class Choice(AnswerWidget):
+def option_text(app, opt) -> str:
+    """What an option's button says: its display, else its value."""
+    return app.item_text(opt.display) if opt.display else str(opt.code)
+
+
+def answer_text(app, item, value) -> str:
+    """How an answer reads back to the patient on the review screen (never
+    a score)."""
+    if value is None or value == []:
+        return app.t("Not answered")
+    if isinstance(value, list):
+        return ", ".join(answer_text(app, item, v) for v in value)
+    opt = item.option(value) if item.options and not isinstance(value, dict) else None
+    if opt is not None:
+        return option_text(app, opt)
+    if item.type == "boolean":
+        return app.t("Yes") if value else app.t("No")
+    if item.type == "date" and len(value) == 10:
+        return format_date(dt.date.fromisoformat(value), format="long", locale=app.language)
+    if item.type == "dateTime" and "T" in value:
+        return format_datetime(dt.datetime.fromisoformat(value), format="medium", locale=app.language)
+    if item.type == "quantity":
+        number = value.get("value") if isinstance(value, dict) else value
+        code = value.get("unit") if isinstance(value, dict) else (item.units[0].code if item.units else "")
+        unit = next((u.display for u in item.units if u.code == code), code or "")
+        return f"{_fmt(number)} {unit}".strip()
+    if isinstance(value, float):
+        return _fmt(value)
+    return str(value)
+
+
+class ChoiceBase(AnswerWidget):
     """Single choice (commits on tap) or multiple choice (toggles, then Next)."""
 
     def setup(self):
-        from .widgets import KButton
-
         app = App.get_running_app()
         self.immediate = not self.item.repeats
-        box = self.ids.options
-        box.clear_widgets()
         chosen = self.value if isinstance(self.value, list) else [self.value]
-        for opt in self.item.options:
-            b = KButton(text=app.item_text(opt.display), role="choice", answer_code=opt.code,
-                        selected=opt.code in chosen)
-            b.bind(on_release=self._tap)
-            box.add_widget(b)
+        specs = [(option_text(app, o), o.code, o.code in chosen) for o in self.item.options]
+        self.sync_buttons(self.ids.options, specs, self._tap)
 
     def _tap(self, btn):
         if not self.item.repeats:
@@ -108,28 +185,36 @@ class Keyboard(AnswerWidget):
 
     text = StringProperty("")
     shift = BooleanProperty(False)
+    rows = LETTERS
 
-    def setup(self):
+    def build(self):
         from .widgets import KButton
 
-        self.text = self.value or ""
         grid = self.ids.keyrows
-        grid.clear_widgets()
         self.letter_keys = []
-        for row in LETTERS:
+        for row in self.rows:
             line = BoxLayout(spacing=4)
             for ch in row:
                 b = KButton(text=ch, key=ch)
                 b.bind(on_release=lambda btn: self.press(btn.key))
                 line.add_widget(b)
-                self.letter_keys.append(b)
+                if ch.isalpha():
+                    self.letter_keys.append(b)
             grid.add_widget(line)
         line = BoxLayout(spacing=4)
-        for key, label, ratio in (("shift", self.t("Capital"), 1.5), ("space", self.t("Space"), 4), ("back", self.t("Delete"), 1.5)):
-            b = KButton(text=label, key=key, size_hint_x=ratio)
+        self.control_keys = {}
+        for key, ratio in (("shift", 1.5), ("space", 4), ("back", 1.5)):
+            b = KButton(key=key, size_hint_x=ratio)
             b.bind(on_release=lambda btn: self.press(btn.key))
             line.add_widget(b)
+            self.control_keys[key] = b
         grid.add_widget(line)
+
+    def setup(self):
+        for key, label in (("shift", self.t("Capital")), ("space", self.t("Space")), ("back", self.t("Delete"))):
+            self.control_keys[key].text = label
+        self.text = self.value or ""
+        self.shift = False
         self.show_case()
 
     def show_case(self):
@@ -146,8 +231,11 @@ class Keyboard(AnswerWidget):
             self.shift = not self.shift
             self.show_case()
             return
+        full = self.item.max_length is not None and len(self.text) >= self.item.max_length
         if key == "back":
             self.text = self.text[:-1]
+        elif full:
+            pass
         elif key == "space":
             if self.text and not self.text.endswith(" "):
                 self.text += " "
@@ -163,27 +251,49 @@ class Keyboard(AnswerWidget):
         return ch.isalpha() and (ch.isupper() != self.at_word_start())
 
 
+class TextArea(Keyboard):
+    """Longer free text ("text" items): more room to read it back, and
+    digits and punctuation."""
+
+    rows = TEXT_ROWS
+
+    def at_word_start(self) -> bool:
+        # sentences, not names: a capital only at the start of a sentence
+        stripped = self.text.rstrip()
+        return not stripped or stripped[-1] in ".?!"
+
+
 class NumberPad(AnswerWidget):
+    """A big pad for numbers; subclasses say how the digits read."""
+
     digits = StringProperty("")
     display_text = StringProperty("")
+    hint = StringProperty("")
     extra_keys = ListProperty([])
+    max_len = 20
 
     def initial_digits(self) -> str:
         return str(self.value or "")
 
-    def setup(self):
+    def build(self):
         from .widgets import KButton
 
-        self.digits = self.initial_digits()
         grid = self.ids.pad
-        grid.clear_widgets()
+        self.delete_key = None
         for key in ["1", "2", "3", "4", "5", "6", "7", "8", "9", *(self.extra_keys[:1] or [""]), "0", "back"]:
             if not key:
                 grid.add_widget(BoxLayout())
                 continue
-            b = KButton(text=self.t("Delete") if key == "back" else key, key=key)
+            b = KButton(text=key, key=key)
             b.bind(on_release=lambda btn: self.press(btn.key))
             grid.add_widget(b)
+            if key == "back":
+                self.delete_key = b
+
+    def setup(self):
+        self.delete_key.text = self.t("Delete")
+        self.hint = ""
+        self.digits = self.initial_digits()
         self.value = self.parse()
 
     def press(self, key: str):
@@ -193,11 +303,115 @@ class NumberPad(AnswerWidget):
             self.digits += key
         self.value = self.parse()
 
-    max_len = 20
+    def parse(self):
+        self.display_text = self.digits or (self.item.entry_format if self.item else "")
+        return self.digits or None
+
+
+class PhonePad(NumberPad):
+    max_len = 16
+    extra_keys = ListProperty(["+"])
+
+
+class IntegerPad(NumberPad):
+    """A whole number, within the item's minValue and maxValue."""
+
+    max_len = 9
+    extra_keys = ListProperty(["-"])
+
+    def initial_digits(self) -> str:
+        return "" if self.value is None else str(self.value)
+
+    def number(self):
+        try:
+            return int(self.digits)
+        except ValueError:
+            return None
 
     def parse(self):
-        self.display_text = self.digits
-        return self.digits or None
+        self.display_text = self.digits or self.item.entry_format
+        if self.digits and self.item.units and self.item.type != "quantity":  # questionnaire-unit
+            self.display_text = f"{self.digits} {self.item.units[0].display}"
+        self.hint = ""
+        n = self.number()
+        if n is None:
+            return None
+        return self.in_range(n)
+
+    def in_range(self, n):
+        item = self.item
+        if item.min_value is not None and n < item.min_value:
+            self.hint = self.t("Please enter at least {n}.").format(n=_fmt(item.min_value))
+            return None
+        if item.max_value is not None and n > item.max_value:
+            self.hint = self.t("Please enter at most {n}.").format(n=_fmt(item.max_value))
+            return None
+        return n
+
+    def press(self, key: str):
+        if key == "-" and self.digits:
+            return  # a minus sign only at the start
+        if key == "." and "." in self.digits:
+            return
+        super().press(key)
+
+
+class DecimalPad(IntegerPad):
+    """A number with a decimal key."""
+
+    max_len = 12
+    extra_keys = ListProperty(["."])
+
+    def initial_digits(self) -> str:
+        return "" if self.value is None else _fmt(self.number_of(self.value))
+
+    def number_of(self, value):
+        return value
+
+    def number(self):
+        try:
+            n = float(self.digits)
+        except ValueError:
+            return None
+        return int(n) if n.is_integer() and "." not in self.digits else n
+
+
+class QuantityPad(DecimalPad):
+    """A number and its unit (from questionnaire-unit or -unitOption): one
+    unit is shown after the number, several are buttons to choose from."""
+
+    unit = StringProperty("")
+
+    def number_of(self, value):
+        return value.get("value") if isinstance(value, dict) else value
+
+    def setup(self):
+        units = self.item.units
+        given = self.value.get("unit") if isinstance(self.value, dict) else None
+        self.unit = given or (units[0].code if len(units) == 1 else "")
+        box = self.ids.units
+        self.sync_buttons(box, [(u.display, u.code, u.code == self.unit) for u in units] if len(units) > 1 else [],
+                          self._choose)
+        box.height, box.opacity = (mm(18), 1) if len(units) > 1 else (0, 0)
+        super().setup()
+
+    def _choose(self, btn):
+        self.unit = btn.answer_code
+        for b in self.ids.units.children:
+            b.selected = b.answer_code == self.unit
+        self.value = self.parse()
+
+    def parse(self):
+        n = super().parse()
+        unit = next((u for u in self.item.units if u.code == self.unit), None)
+        if unit is not None and self.digits:
+            self.display_text = f"{self.digits} {unit.display}"
+        if n is None:
+            return None
+        if len(self.item.units) > 1 and not self.unit:
+            self.hint = self.t("Please choose a unit.")
+            return None
+        return {"value": n, "unit": self.unit} if self.unit else n
 
 
 class DatePad(NumberPad):
@@ -205,7 +419,6 @@ class DatePad(NumberPad):
     the date is shown back in words so a mix-up is easy to spot."""
 
     max_len = 8
-    hint = StringProperty("")
 
     def initial_digits(self) -> str:
         if not self.value:
@@ -233,6 +446,157 @@ class DatePad(NumberPad):
         return date.isoformat()
 
 
-class PhonePad(NumberPad):
-    max_len = 16
-    extra_keys = ListProperty(["+"])
+class DateTimePad(NumberPad):
+    """A date and a time: day, month, year, hours and minutes (12 digits),
+    shown back in words."""
+
+    max_len = 12
+
+    def initial_digits(self) -> str:
+        if not self.value:
+            return ""
+        m = dt.datetime.fromisoformat(self.value)
+        return f"{m.day:02d}{m.month:02d}{m.year:04d}{m.hour:02d}{m.minute:02d}"
+
+    def parse(self):
+        d = self.digits.ljust(12, "_")
+        self.display_text = f"{d[0:2]} / {d[2:4]} / {d[4:8]}   {d[8:10]}:{d[10:12]}"
+        if len(self.digits) < 12:
+            self.hint = self.t("Type the day, the month, the year, then the time, for example 02 04 2026 14 30")
+            return None
+        try:
+            moment = dt.datetime(int(d[4:8]), int(d[2:4]), int(d[0:2]), int(d[8:10]), int(d[10:12]))
+        except ValueError:
+            self.hint = self.t("That date or time does not exist. Please check it.")
+            return None
+        self.hint = format_datetime(moment, format="medium", locale=App.get_running_app().language)
+        return moment.isoformat(timespec="minutes")
+
+
+class TimePad(NumberPad):
+    """A time of day as hours and minutes (4 digits, 24-hour clock)."""
+
+    max_len = 4
+
+    def initial_digits(self) -> str:
+        return self.value.replace(":", "")[:4] if self.value else ""
+
+    def parse(self):
+        d = self.digits.ljust(4, "_")
+        self.display_text = f"{d[0:2]}:{d[2:4]}"
+        if len(self.digits) < 4:
+            self.hint = self.t("Type the hours and the minutes, for example 14 30")
+            return None
+        hours, minutes = int(d[0:2]), int(d[2:4])
+        if hours > 23 or minutes > 59:
+            self.hint = self.t("That time does not exist. Please check it.")
+            return None
+        self.hint = ""
+        return f"{hours:02d}:{minutes:02d}"
+
+
+class Choice(ChoiceBase):
+    pass
+
+
+class OpenChoice(ChoiceBase):
+    """Choice with an "Other" button that opens a keyboard to type an
+    answer that is not on the list."""
+
+    typing = BooleanProperty(False)
+
+    def build(self):
+        self.keyboard = Keyboard()
+        self.keyboard.bind(value=self._typed)
+
+    def setup(self):
+        known = [o.code for o in self.item.options]
+        values = self.value if isinstance(self.value, list) else ([self.value] if self.value is not None else [])
+        free = next((v for v in values if v not in known), None)
+        self.typing = False
+        self.keyboard.show(self.item, free, None)
+        self.ids.other.text = self.t("Other (type it)")
+        self.ids.other.selected = free is not None
+        super().setup()
+        self.immediate = False
+        self._layout()
+
+    def _layout(self):
+        for w in (self.keyboard, self.ids.scroller):
+            if w.parent is not None:
+                w.parent.remove_widget(w)
+        self.ids.holder.add_widget(self.keyboard if self.typing else self.ids.scroller)
+
+    def open_other(self):
+        self.typing = not self.typing
+        self.ids.other.text = self.t("Back to the list") if self.typing else self.t("Other (type it)")
+        self._layout()
+
+    def _typed(self, *_):
+        if self.keyboard.item is not self.item:
+            return
+        text = self.keyboard.value
+        self.ids.other.selected = bool(text)
+        if self.item.repeats:
+            chosen = [b.answer_code for b in reversed(self.ids.options.children) if b.selected]
+            self.value = chosen + ([text] if text else [])
+        else:
+            for b in self.ids.options.children:
+                b.selected = False
+            self.value = text
+
+    def _tap(self, btn):
+        if not self.item.repeats:
+            btn.selected = True
+            self.commit(btn.answer_code)
+            return
+        super()._tap(btn)
+        if self.keyboard.value:
+            self.value = self.value + [self.keyboard.value]
+
+    def is_ready(self):
+        return True if self.item.repeats else self.value is not None
+
+
+#: Item widget name (kiosk.pack.WIDGETS) -> widget class
+WIDGETS = {
+    "yesno": YesNo,
+    "scale": Scale,
+    "choice": Choice,
+    "multichoice": Choice,
+    "openchoice": OpenChoice,
+    "keyboard": Keyboard,
+    "text": TextArea,
+    "date": DatePad,
+    "datetime": DateTimePad,
+    "time": TimePad,
+    "phone": PhonePad,
+    "number": PhonePad,
+    "integer": IntegerPad,
+    "decimal": DecimalPad,
+    "quantity": QuantityPad,
+    "display": Display,
+}
+
+
+def widget_class(item):
+    if item.widget == "bodymap":
+        from .bodymap import BodyMap
+
+        return BodyMap
+    return WIDGETS[item.widget]
+
+
+def widget_for(item, value, commit) -> AnswerWidget:
+    """The answer widget for ``item``, showing ``value``; calls
+    ``commit(value)`` when answered. One instance per widget class and app,
+    re-bound for each question."""
+    app = App.get_running_app()
+    cache = app.__dict__.setdefault("_answer_widgets", {})
+    cls = widget_class(item)
+    widget = cache.get(cls)
+    if widget is None:
+        widget = cache[cls] = cls()
+    if widget.parent is not None:
+        widget.parent.remove_widget(widget)
+    return widget.show(item, value, commit)

@@ -5,21 +5,8 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
-from .answers import Choice, DatePad, Keyboard, PhonePad, Scale, YesNo
+from .answers import widget_for
 from .base import KioskScreen
-from .bodymap import BodyMap
-
-WIDGETS = {
-    "yesno": YesNo,
-    "scale": Scale,
-    "choice": Choice,
-    "multichoice": Choice,
-    "bodymap": BodyMap,
-    "keyboard": Keyboard,
-    "date": DatePad,
-    "phone": PhonePad,
-    "number": PhonePad,
-}
 
 
 class QuestionScreen(KioskScreen):
@@ -45,16 +32,18 @@ class QuestionScreen(KioskScreen):
         self.section_text = app.item_text(visit.pack.item(item.section).text) if item.section else ""
         self.notice_text = app.item_text(item.notice) if item.notice else ""
         self.step, self.steps = visit.progress()
-        self.can_skip = not item.required
+        self.can_skip = not item.required and item.type != "display"
         holder = self.ids.answer_area
         holder.clear_widgets()
-        cls = WIDGETS[item.widget]
-        widget = cls(item, visit.answers.get(item.link_id), self.commit)
-        widget.bind(ready=self.setter("ready"))
+        widget = widget_for(item, visit.answers.get(item.link_id), self.commit)
+        widget.bind(ready=self._widget_ready)  # a bound method: bound once to the reused widget
         self.ready = widget.ready
         self.needs_next = not widget.immediate
         self.answer_widget = widget
         holder.add_widget(widget)
+
+    def _widget_ready(self, _widget, ready):
+        self.ready = ready
 
     def commit(self, value):
         self.app.answer(self.item.link_id, value)

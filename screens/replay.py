@@ -9,6 +9,9 @@ through a visit file the way a patient would, saving a PNG per screen.
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import re
 import shutil
 import time
 from pathlib import Path
@@ -126,44 +129,82 @@ class Harness:
         folder.mkdir(parents=True, exist_ok=True)
         self.frames(1)
         produced = self.window.screenshot(name=str(folder / "shot.png"))
-        target = folder / f"{label}.png"
+        target = folder / f"{shot_name(label)}.png"
         shutil.move(produced, target)
         return target
 
 
+def _type_text(h: Harness, widget, item, text: str) -> None:
+    for ch in text:
+        if ch == " ":
+            h.tap(h.button(key="space", root=widget))
+            continue
+        lower = ch.lower()
+        if not any(lower in row for row in widget.rows):
+            raise RuntimeError(f"{item.link_id}: {ch!r} cannot be typed on the on-screen keyboard")
+        if widget.needs_shift(ch):
+            h.tap(h.button(key="shift", root=widget))
+        h.tap(h.button(key=lower, root=widget))
+
+
+def _pad_keys(item, value) -> str:
+    """The keys to press on a number pad for ``value``."""
+    kind = item.widget
+    if kind == "date":
+        y, m, d = value.split("-")
+        return d + m + y
+    if kind == "datetime":
+        moment = dt.datetime.fromisoformat(value)
+        return moment.strftime("%d%m%Y%H%M")
+    if kind == "time":
+        return value.replace(":", "")[:4]
+    if kind in ("integer", "decimal", "quantity"):
+        number = value.get("value") if isinstance(value, dict) else value
+        return f"{number:g}" if isinstance(number, float) else str(number)
+    return "".join(ch for ch in str(value) if ch not in " -()")
+
+
 def type_answer(h: Harness, item, value) -> None:
     """Answers the current question with ``value`` by tapping the UI."""
-    from .answers import LETTERS
-
     widget = h.screen.answer_widget
     kind = item.widget
     if kind in ("yesno", "scale", "choice"):
         h.tap(h.button(code=value, root=widget))
         return
-    if kind in ("multichoice", "bodymap"):
+    if kind == "openchoice":
+        values = value if isinstance(value, list) else [value]
+        codes = [o.code for o in item.options]
+        for v in values:
+            if v in codes:
+                h.tap(h.button(code=v, root=widget))
+                if not item.repeats:
+                    return
+            else:
+                h.tap(widget.ids.other)
+                _type_text(h, widget.keyboard, item, v)
+    elif kind in ("multichoice", "bodymap"):
         for code in value:
             h.tap(h.button(code=code, root=widget))
-    elif kind == "keyboard":
-        for ch in value:
-            if ch == " ":
-                h.tap(h.button(key="space", root=widget))
-                continue
-            lower = ch.lower()
-            if not any(lower in row for row in LETTERS):
-                raise RuntimeError(f"{item.link_id}: {ch!r} cannot be typed on the on-screen keyboard")
-            if widget.needs_shift(ch):
-                h.tap(h.button(key="shift", root=widget))
-            h.tap(h.button(key=lower, root=widget))
-    elif kind == "date":
-        y, m, d = value.split("-")
-        for ch in d + m + y:
-            h.tap(h.button(key=ch, root=widget))
-    elif kind in ("phone", "number"):
-        for ch in str(value):
-            if ch in " -()":
-                continue
+    elif kind in ("keyboard", "text"):
+        _type_text(h, widget, item, value)
+    elif kind == "display":
+        pass
+    else:
+        if kind == "quantity" and isinstance(value, dict) and len(item.units) > 1:
+            h.tap(h.button(code=value["unit"], root=widget))
+        for ch in _pad_keys(item, value):
             h.tap(h.button(key=ch, root=widget))
     h.tap(h.screen.ids.next)
+
+
+def shot_name(label: str) -> str:
+    """A file name for a screenshot label that may hold any characters of a
+    linkId (``/``, spaces, dots...): unsafe characters become ``_`` and a
+    short hash keeps two such labels apart."""
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", label).strip("._") or "screen"
+    if safe != label:
+        safe = f"{safe[:80]}-{hashlib.sha1(label.encode()).hexdigest()[:6]}"
+    return safe
 
 
 def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime: Runtime | None = None) -> dict:
@@ -203,7 +244,9 @@ def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime:
             item = app.visit.current()
             shot(f"question-{item.link_id}")
             value = vf.answers.get(item.link_id)
-            if value is None:
+            if item.type == "display":
+                type_answer(h, item, None)
+            elif value is None:
                 if item.required:
                     raise RuntimeError(f"{item.link_id}: required answer is missing")
                 h.tap(h.screen.ids.skip)

@@ -4,25 +4,9 @@ from __future__ import annotations
 
 from kivy.properties import StringProperty
 
+from .answers import answer_text
 from .base import KioskScreen
 from .widgets import KButton
-
-
-def answer_text(app, item, value) -> str:
-    """How an answer reads back to the patient (never a score)."""
-    if value is None or value == []:
-        return app.t("Not answered")
-    if item.type == "boolean":
-        return app.t("Yes") if value else app.t("No")
-    if item.type == "choice":
-        values = value if isinstance(value, list) else [value]
-        return ", ".join(app.item_text(item.option(v).display) for v in values)
-    if item.type == "date":
-        from babel.dates import format_date
-        import datetime as dt
-
-        return format_date(dt.date.fromisoformat(value), format="long", locale=app.language)
-    return str(value)
 
 
 class ReviewScreen(KioskScreen):
@@ -36,6 +20,8 @@ class ReviewScreen(KioskScreen):
         if app.visit is None:
             return
         for item in app.visit.questions():
+            if not item.asked:
+                continue  # display text: nothing to check
             value = app.visit.answers.get(item.link_id)
             b = KButton(
                 text=f"{app.item_text(item.text)}\n[b]{answer_text(app, item, value)}[/b]",

@@ -1,5 +1,7 @@
-"""A malformed content pack is refused with path:location: message lines."""
+"""A malformed content pack is refused with path:location: message lines;
+questionnaires from other tools are read with everything FHIR lets them say."""
 
+import json
 
 from click.testing import CliRunner
 
@@ -144,3 +146,83 @@ def test_pack_error_lists_every_problem(pack_copy):
         assert len(exc.problems) == 3
     else:
         raise AssertionError("a broken pack loaded")
+
+
+# -- questionnaires from other tools -------------------------------------------
+
+TRANSLATION = "http://hl7.org/fhir/StructureDefinition/translation"
+
+
+def es(text):
+    return {"extension": [{"url": TRANSLATION, "extension": [
+        {"url": "lang", "valueCode": "es"}, {"url": "content", "valueString": text}]}]}
+
+
+def structure_questionnaire():
+    """Every structural feature a published questionnaire may use."""
+    return {
+        "resourceType": "Questionnaire", "language": "en", "url": "http://example.org/q/s",
+        "item": [
+            {"linkId": "coded", "type": "boolean", "code": [{"system": "http://loinc.org", "code": "1-1",
+                                                           "display": "Do you smoke?"}]},
+            {"linkId": "times", "type": "integer", "text": "How many times?", "_text": es("¿Cuántas veces?"),
+             "prefix": "2.", "answerOption": [{"valueInteger": 1}, {"valueInteger": 2, "initialSelected": True}]},
+            {"linkId": "when", "type": "date", "text": "Which date?", "_text": es("¿Qué fecha?"),
+             "answerOption": [{"valueDate": "2022"}, {"valueDate": "2022-09-20"}]},
+            {"linkId": "note", "type": "text", "text": "Notes", "_text": es("Notas"), "maxLength": 5,
+             "extension": [{"url": "http://hl7.org/fhir/StructureDefinition/entryFormat", "valueString": "short"}]},
+            {"linkId": "shown-any", "type": "string", "text": "Shown", "_text": es("Visible"),
+             "enableBehavior": "any", "enableWhen": [
+                 {"question": "times", "operator": ">=", "answerInteger": 2},
+                 {"question": "coded", "operator": "exists", "answerBoolean": True}]},
+            {"linkId": "shown-all", "type": "string", "text": "All", "_text": es("Todo"),
+             "enableBehavior": "all", "enableWhen": [
+                 {"question": "times", "operator": "<", "answerInteger": 2},
+                 {"question": "when", "operator": "!=", "answerDate": "2022"}]},
+            {"linkId": "ro", "type": "string", "text": "Read only", "readOnly": True},
+            {"linkId": "hid", "type": "string", "text": "Hidden", "extension": [
+                {"url": "http://hl7.org/fhir/StructureDefinition/questionnaire-hidden", "valueBoolean": True}]},
+        ],
+    }
+
+
+def test_structure_of_published_questionnaires(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps(structure_questionnaire()))
+    pack = load_pack(path)
+    assert pack.item("coded").label("en") == "Do you smoke?"  # only a code: its display asks
+    times = pack.item("times")
+    assert times.label("es") == "2. ¿Cuántas veces?" and times.initial == 2 and times.widget == "choice"
+    assert [o.code for o in pack.item("when").options] == ["2022", "2022-09-20"]
+    assert pack.item("when").check_answer("2021") is not None
+    note = pack.item("note")
+    assert note.max_length == 5 and note.entry_format == "short" and note.widget == "text"
+    assert note.check_answer("too long") == "at most 5 characters"
+    asked = [i.link_id for i in pack.questions]
+    assert "ro" not in asked and "hid" not in asked
+    # the Spanish is incomplete (coded, ro and hid), so only English is offered
+    assert pack.languages == ("en",)
+
+
+def test_enable_when_operators_and_behaviour(tmp_path):
+    from kiosk.visit import Visit
+
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps(structure_questionnaire()))
+    v = Visit(load_pack(path), "en")
+    ids = lambda: [i.link_id for i in v.questions()]  # noqa: E731
+    assert "shown-any" in ids()  # times starts at 2 (initialSelected): >= 2
+    v.answer("times", 1)
+    assert "shown-any" not in ids() and "shown-all" in ids()  # < 2, and when != 2022 while unanswered
+    v.answer("coded", False)
+    assert "shown-any" in ids()  # any: coded exists
+    v.answer("when", "2022")
+    assert "shown-all" not in ids()
+
+
+def test_a_translated_bare_questionnaire_offers_both_languages(tmp_path):
+    q = {"resourceType": "Questionnaire", "item": [
+        {"linkId": "x", "type": "boolean", "text": "Pain?", "_text": es("¿Dolor?")}]}
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps(q))
+    assert load_pack(path).languages == ("en", "es")
