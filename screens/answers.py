@@ -414,85 +414,101 @@ class QuantityPad(DecimalPad):
         return {"value": n, "unit": self.unit} if self.unit else n
 
 
-class DatePad(NumberPad):
+class MaskedPad(NumberPad):
+    """Digits typed into a fixed pattern (a date, a time), shown as they
+    fill it. Subclasses read the digits and say what to ask for."""
+
+    mask = ""  # "#" for each digit
+
+    def shown(self) -> str:
+        digits = iter(self.digits)
+        return "".join(next(digits, "_") if ch == "#" else ch for ch in self.mask)
+
+    def parse(self):
+        self.display_text = self.shown()
+        if len(self.digits) < self.max_len:
+            self.hint = self.incomplete_hint()
+            return None
+        try:
+            return self.accept(self.read(self.digits))
+        except ValueError:
+            self.hint = self.invalid_hint()
+            return None
+
+
+class DatePad(MaskedPad):
     """Date of birth: day, month and year typed in that order (8 digits);
     the date is shown back in words so a mix-up is easy to spot."""
 
     max_len = 8
+    mask = "## / ## / ####"
 
     def initial_digits(self) -> str:
-        if not self.value:
-            return ""
-        d = dt.date.fromisoformat(self.value)
-        return f"{d.day:02d}{d.month:02d}{d.year:04d}"
+        return dt.date.fromisoformat(self.value).strftime("%d%m%Y") if self.value else ""
 
-    def parse(self):
-        d = self.digits.ljust(8, "_")
-        self.display_text = f"{d[0:2]} / {d[2:4]} / {d[4:8]}"
-        if len(self.digits) < 8:
-            self.hint = self.t("Type the day, the month and the year, for example 02 04 1961")
-            return None
-        try:
-            date = dt.date(int(self.digits[4:8]), int(self.digits[2:4]), int(self.digits[0:2]))
-        except ValueError:
-            self.hint = self.t("That date does not exist. Please check it.")
-            return None
+    def incomplete_hint(self):
+        return self.t("Type the day, the month and the year, for example 02 04 1961")
+
+    def invalid_hint(self):
+        return self.t("That date does not exist. Please check it.")
+
+    def read(self, d):
+        return dt.date(int(d[4:8]), int(d[2:4]), int(d[0:2]))
+
+    def accept(self, date):
         today = dt.date.today()
         if date > today or today.year - date.year > 120:
             self.hint = self.t("Please check the year.")
             return None
-        app = App.get_running_app()
-        self.hint = format_date(date, format="long", locale=app.language)
+        self.hint = format_date(date, format="long", locale=App.get_running_app().language)
         return date.isoformat()
 
 
-class DateTimePad(NumberPad):
+class DateTimePad(MaskedPad):
     """A date and a time: day, month, year, hours and minutes (12 digits),
     shown back in words."""
 
     max_len = 12
+    mask = "## / ## / ####   ##:##"
 
     def initial_digits(self) -> str:
-        if not self.value:
-            return ""
-        m = dt.datetime.fromisoformat(self.value)
-        return f"{m.day:02d}{m.month:02d}{m.year:04d}{m.hour:02d}{m.minute:02d}"
+        return dt.datetime.fromisoformat(self.value).strftime("%d%m%Y%H%M") if self.value else ""
 
-    def parse(self):
-        d = self.digits.ljust(12, "_")
-        self.display_text = f"{d[0:2]} / {d[2:4]} / {d[4:8]}   {d[8:10]}:{d[10:12]}"
-        if len(self.digits) < 12:
-            self.hint = self.t("Type the day, the month, the year, then the time, for example 02 04 2026 14 30")
-            return None
-        try:
-            moment = dt.datetime(int(d[4:8]), int(d[2:4]), int(d[0:2]), int(d[8:10]), int(d[10:12]))
-        except ValueError:
-            self.hint = self.t("That date or time does not exist. Please check it.")
-            return None
+    def incomplete_hint(self):
+        return self.t("Type the day, the month, the year, then the time, for example 02 04 2026 14 30")
+
+    def invalid_hint(self):
+        return self.t("That date or time does not exist. Please check it.")
+
+    def read(self, d):
+        return dt.datetime(int(d[4:8]), int(d[2:4]), int(d[0:2]), int(d[8:10]), int(d[10:12]))
+
+    def accept(self, moment):
         self.hint = format_datetime(moment, format="medium", locale=App.get_running_app().language)
         return moment.isoformat(timespec="minutes")
 
 
-class TimePad(NumberPad):
+class TimePad(MaskedPad):
     """A time of day as hours and minutes (4 digits, 24-hour clock)."""
 
     max_len = 4
+    mask = "##:##"
 
     def initial_digits(self) -> str:
         return self.value.replace(":", "")[:4] if self.value else ""
 
-    def parse(self):
-        d = self.digits.ljust(4, "_")
-        self.display_text = f"{d[0:2]}:{d[2:4]}"
-        if len(self.digits) < 4:
-            self.hint = self.t("Type the hours and the minutes, for example 14 30")
-            return None
-        hours, minutes = int(d[0:2]), int(d[2:4])
-        if hours > 23 or minutes > 59:
-            self.hint = self.t("That time does not exist. Please check it.")
-            return None
+    def incomplete_hint(self):
+        return self.t("Type the hours and the minutes, for example 14 30")
+
+    def invalid_hint(self):
+        return self.t("That time does not exist. Please check it.")
+
+    def read(self, d):
+        return dt.time(int(d[0:2]), int(d[2:4]))
+
+    def accept(self, moment):
         self.hint = ""
-        return f"{hours:02d}:{minutes:02d}"
+        return moment.strftime("%H:%M")
 
 
 class Choice(ChoiceBase):

@@ -279,20 +279,38 @@ def test_a_published_questionnaire_is_answered_to_the_end_in_the_kiosk(tmp_path,
         assert answers(qr, "9272-6") == [{"valueDecimal": 8}]
 
 
-def test_any_characters_in_a_linkid_survive_replay_screenshots_and_storage(tmp_path):
+def test_any_characters_in_a_linkid_and_every_widget_survive_replay(tmp_path):
     odd = "Q/1 a:b?*<é>"
+    unit = {"url": HL7 + "questionnaire-unit",
+            "valueCoding": {"system": "http://unitsofmeasure.org", "code": "kg", "display": "kg"}}
     q = {"resourceType": "Questionnaire", "url": "http://example.org/q/odd", "version": "2",
-         "item": [{"linkId": odd, "type": "text", "text": "Anything else?", "maxLength": 40},
-                  {"linkId": "../etc", "type": "boolean", "text": "Is that all?"}]}
+         "item": [
+             {"linkId": "intro", "type": "display", "text": "A few questions about your visit."},
+             {"linkId": odd, "type": "text", "text": "Anything else?", "maxLength": 40},
+             {"linkId": "other", "type": "open-choice", "text": "Who sent you?",
+              "answerOption": [{"valueString": "My doctor"}, {"valueString": "A friend"}]},
+             {"linkId": "same", "type": "open-choice", "text": "Who else?",
+              "answerOption": [{"valueString": "My doctor"}, {"valueString": "A friend"}]},
+             {"linkId": "weight", "type": "quantity", "text": "Your weight?", "extension": [unit]},
+             {"linkId": "temp", "type": "decimal", "text": "Temperature?", "extension": [
+                 {"url": HL7 + "minValue", "valueDecimal": 34}, {"url": HL7 + "maxValue", "valueDecimal": 43}]},
+             {"linkId": "../etc", "type": "boolean", "text": "Is that all?"}]}
     path = tmp_path / "odd.json"
     path.write_text(json.dumps(q))
     visit = tmp_path / "visit.json"
-    visit.write_text(json.dumps({"language": "en", "answers": {odd: "Sore neck, 2 days.", "../etc": True}}))
+    visit.write_text(json.dumps({"language": "en", "answers": {
+        odd: "Sore neck, 2 days.", "other": "Gym coach", "same": "A friend", "weight": 71.5, "temp": 37.2,
+        "../etc": True}}))
     out, shots, payload = replay_in_kiosk(tmp_path, path, visit)
-    assert len(shots) == out["screens"] == 6
+    assert len(shots) == out["screens"] == 11
     assert all("/" not in s for s in shots)
     assert not (tmp_path / "etc.png").exists()
     qr = valid(payload["questionnaire_response"])
     assert qr["questionnaire"] == "http://example.org/q/odd|2"
     assert answers(qr, odd) == [{"valueString": "Sore neck, 2 days."}]
+    assert answers(qr, "other") == [{"valueString": "Gym coach"}]
+    assert answers(qr, "same") == [{"valueString": "A friend"}]
+    assert answers(qr, "weight") == [{"valueQuantity": {
+        "value": 71.5, "unit": "kg", "system": "http://unitsofmeasure.org", "code": "kg"}}]
+    assert answers(qr, "temp") == [{"valueDecimal": 37.2}]
     assert answers(qr, "../etc") == [{"valueBoolean": True}]

@@ -82,3 +82,29 @@ def test_payload_has_no_score_for_the_patient_but_a_summary_for_staff(pack):
     assert p["summary"][0]["reason"].startswith("night pain")
     assert "rf-saddle" in p["not_answered"]
     assert json.loads(json.dumps(p)) == p
+
+
+def test_visit_file_answers_under_an_unanswered_question_are_ignored_with_a_warning(tmp_path):
+    from kiosk.visit import read_visit_file
+
+    from .conftest import REPO
+
+    pack = load_pack(REPO / "tests" / "data" / "questionnaires" / "hl7-questionnaire-example-bluebook.json")
+    path = tmp_path / "visit.json"
+    path.write_text(json.dumps({"language": "en", "answers": {"hepBgivenDate": "2026-11-02", "sex": "F"}}))
+    vf = read_visit_file(path, pack)
+    assert vf.answers == {"sex": "F"}
+    assert f"{path}:hepBgivenDate: hidden by skip logic for this visit; ignored" in vf.warnings
+    path.write_text(json.dumps({"answers": {"hepBgiven": True, "hepBgivenDate": "2026-11-02"}}))
+    assert read_visit_file(path, pack).answers == {"hepBgiven": True, "hepBgivenDate": "2026-11-02"}
+
+
+def test_initial_answers_are_filled_in_and_can_be_changed(pack_copy):
+    def change(d):
+        d["item"][1]["item"][1]["initial"] = [{"valueInteger": 5}]
+
+    edit_json(pack_copy / "questionnaire.json", change)
+    v = Visit(load_pack(pack_copy), "en")
+    assert v.answers["pain-now"] == 5
+    v.answer("pain-now", 2)
+    assert v.effective_answers()["pain-now"] == 2
