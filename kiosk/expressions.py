@@ -9,7 +9,7 @@ which items are enabled and what each computed item holds. Expressions see
 ``%context`` (the item's response item) and the variables in scope::
 
     >>> state = resolve(pack, {"ITEM-VISIBLE": 2.5})        # doctest: +SKIP
-    >>> state.computed["CE-VISIBLE"]
+    >>> state.computed["CE-VISIBLE"]                          # doctest: +SKIP
     2.5
 """
 

@@ -292,6 +292,20 @@ class _Checker:
             self.problem(where, f"unknown condition {sorted(cond)} (use yes, answer, computed, all, any, not)")
 
 
+def _weights(items: dict, score_items: list, points: dict) -> dict:
+    """Points tables from the questionnaire's own ordinalValue / itemWeight,
+    for the score's items that rules.json gives no table for."""
+    out = {}
+    for link_id in score_items:
+        item = items.get(link_id) if isinstance(link_id, str) else None
+        if item is None or link_id in points or "*" in points:
+            continue
+        table = {str(o.code): o.weight for o in item.options if o.weight is not None}
+        if table:
+            out[link_id] = table
+    return out
+
+
 def parse_rules(data, items: dict, path: str) -> tuple[RuleSet, list[str]]:
     """Reads and checks rules.json against the questionnaire's items."""
     ck = _Checker(items, path)
@@ -375,7 +389,7 @@ def parse_rules(data, items: dict, path: str) -> tuple[RuleSet, list[str]]:
                 items=tuple(score_items),
                 min_answered=min_answered,
                 decimals=raw.get("decimals"),
-                points=raw.get("points", {}),
+                points={**_weights(items, score_items, raw.get("points", {})), **raw.get("points", {})},
                 subscales=raw.get("subscales", {}),
                 bands=tuple(raw.get("bands", [])),
                 max_per_item=raw.get("max_per_item"),

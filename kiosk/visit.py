@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +24,8 @@ from .fhir import questionnaire_response
 from .pack import Item, Pack
 from .rules import Result, evaluate
 from .store import utcnow
+
+log = logging.getLogger(__name__)
 
 
 class VisitFileError(Exception):
@@ -43,6 +46,7 @@ class Visit:
         self.trail: list[str] = []  # questions shown, for the back button
         self.reviewing = False  # came from the review screen: return there
         self._state: tuple[dict, State] | None = None
+        self._failures: set[str] = set()
         for item in pack.items:  # initial / initialSelected answers
             if item.initial is not None and item.asked:
                 self.answers[item.link_id] = item.initial
@@ -52,7 +56,12 @@ class Visit:
     def state(self) -> State:
         """Enabled items and computed answers for the answers so far."""
         if self._state is None or self._state[0] != self.answers:
-            self._state = (dict(self.answers), resolve(self.pack, self.answers))
+            state = resolve(self.pack, self.answers)
+            for failure in state.failures:  # "linkId: error type", never an answer
+                if failure not in self._failures:
+                    self._failures.add(failure)
+                    log.warning("FHIRPath of item %s could not be evaluated; the item stays empty", failure)
+            self._state = (dict(self.answers), state)
         return self._state[1]
 
     def is_enabled(self, item: Item) -> bool:

@@ -69,3 +69,31 @@ def test_licensed_wording_is_not_shipped():
     pack = load_pack(load_pack().path.parent / "odi-rmdq")
     for item in pack.questions:
         assert "wording not included" in item.text["en"]
+
+
+def test_a_score_uses_the_questionnaires_own_item_weights(pack_copy):
+    """A clinic adding a questionnaire whose options carry itemWeight (or
+    ordinalValue) need not copy the points into rules.json."""
+    import datetime as dt
+
+    from kiosk.pack import load_pack
+    from kiosk.rules import evaluate
+
+    from .conftest import edit_json
+
+    weight = "http://hl7.org/fhir/StructureDefinition/itemWeight"
+
+    def add_weights(d):
+        for group in d["item"]:
+            for item in group.get("item", []):
+                if item["linkId"] == "sbst-9":
+                    for n, opt in enumerate(item["answerOption"]):
+                        opt["extension"] = [{"url": weight, "valueDecimal": n * 10}]
+
+    edit_json(pack_copy / "questionnaire.json", add_weights)
+    edit_json(pack_copy / "rules.json", lambda d: d["scores"].append(
+        {"id": "bother", "method": "sum", "items": ["sbst-9"]}))
+    pack = load_pack(pack_copy)
+    codes = [o.code for o in pack.item("sbst-9").options]
+    result = evaluate(pack.rules, {"sbst-9": codes[2]}, dt.date(2026, 11, 21))
+    assert result.scores["bother"] == 20
