@@ -114,6 +114,11 @@ class HubSection:
     )
     backoff_max_s: float = _doc("Longest wait between attempts while the hub is away.", 300.0)
     request_timeout_s: float = _doc("Seconds to wait for the hub before trying again later.", 15.0)
+    max_attempts: int = _doc(
+        "Times the hub may fail on one record before the kiosk sets it aside (kept on the device, "
+        "shown in `clinic-kiosk status`).",
+        8,
+    )
 
 
 @dataclass(frozen=True)
@@ -190,6 +195,8 @@ def _range_problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("gpio.hold_time_s", "times must be positive"))
     if cfg.hub.url and not cfg.hub.url.startswith(("http://", "https://")):
         out.append(("hub.url", f"'{cfg.hub.url}' must start with https:// (or http:// for tests)"))
+    if cfg.hub.max_attempts < 1:
+        out.append(("hub.max_attempts", "must be at least 1"))
     return out
 
 

@@ -31,7 +31,7 @@ import threading
 import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import click
 import httpx
@@ -51,7 +51,7 @@ from .crypto import (
 )
 from . import protocol as p
 from .protocol import cert_fingerprint
-from .store import Store, utcnow
+from .store import ALERT_KINDS, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,7 @@ STATE_LAST_SYNC = "sync.last_sync"
 STATE_REACHABLE = "sync.hub_reachable"
 STATE_LAST_ATTEMPT = "sync.last_attempt"
 STATE_LAST_ERROR = "sync.last_error"
+STATE_CERT_CHANGED = "sync.certificate_changed"
 
 
 # -- pure rules ---------------------------------------------------------------
@@ -113,6 +114,18 @@ class TokenRefused(HubUnreachable):
     """The hub refused this kiosk's token (revoked): it must enroll again."""
 
 
+class CertificateChanged(HubUnreachable):
+    """The hub presented another certificate than the one pinned at
+    enrollment: a re-installed hub (enroll again) or an interception."""
+
+
+CERT_CHANGED_MESSAGE = (
+    "the hub presented a different TLS certificate from the one pinned at enrollment: if the hub was "
+    "re-installed, enroll this kiosk again (`clinic-kiosk enroll URL CODE`); otherwise someone may be "
+    "intercepting the connection. Nothing was sent"
+)
+
+
 class EnrollError(Exception):
     pass
 
@@ -126,6 +139,9 @@ class BatchOutcome:
     #: The batch must be sent in smaller parts (too large, or refused as a
     #: whole without naming a record).
     split: bool = False
+    #: The hub failed on the batch (a 5xx other than "unavailable"): one of
+    #: its records may be what breaks it.
+    failed: bool = False
     detail: str = ""
 
 
@@ -134,7 +150,7 @@ class Transport(Protocol):
 
     def submit(self, rows: list[dict]) -> BatchOutcome: ...
 
-    def reachable(self) -> bool: ...
+    def heartbeat(self, beat: p.Heartbeat) -> p.HeartbeatResponse: ...
 
     def close(self) -> None: ...
 
@@ -186,7 +202,14 @@ def read_outcome(status: int, body: dict | None, sent_ids: list[str]) -> BatchOu
         if len(sent_ids) == 1:
             return BatchOutcome(rejected=list(sent_ids), detail=detail)
         return BatchOutcome(split=True, detail=detail)
+    if status >= 500 and status not in UNAVAILABLE:
+        return BatchOutcome(failed=True, detail=f"hub answered {status}")
     raise HubUnreachable(f"hub answered {status}")
+
+
+#: Answers that say the hub (or a proxy before it) is away or overloaded,
+#: not that something in the batch broke it.
+UNAVAILABLE = (502, 503, 504)
 
 
 class HttpsTransport:
@@ -219,24 +242,47 @@ class HttpsTransport:
 
     def submit(self, rows: list[dict]) -> BatchOutcome:
         ids = [r["id"] for r in rows]
-        try:
-            resp = self._client.post(p.RECORDS_PATH, json=encode_batch(rows))
-        except httpx.HTTPError as exc:
-            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
+        resp = self._post(p.RECORDS_PATH, encode_batch(rows))
         try:
             body = resp.json()
         except ValueError:
             body = None
         return read_outcome(resp.status_code, body, ids)
 
-    def reachable(self) -> bool:
+    def heartbeat(self, beat: p.Heartbeat) -> p.HeartbeatResponse:
+        resp = self._post(p.HEARTBEAT_PATH, beat.model_dump(mode="json"))
+        if resp.status_code in (401, 403):
+            raise TokenRefused(f"hub refused this kiosk's token ({resp.status_code}): enroll again")
+        if resp.status_code != 200:
+            raise HubUnreachable(f"hub answered {resp.status_code} to the heartbeat")
         try:
-            return self._client.get(p.HEALTH_PATH).status_code == 200
-        except httpx.HTTPError:
-            return False
+            return p.HeartbeatResponse.model_validate_json(resp.content)
+        except ValueError:
+            raise HubUnreachable("hub answered the heartbeat with something this kiosk does not understand") from None
+
+    def _post(self, path: str, payload: dict) -> httpx.Response:
+        try:
+            return self._client.post(path, json=payload)
+        except httpx.ConnectError as exc:
+            if _is_cert_failure(exc):
+                raise CertificateChanged(CERT_CHANGED_MESSAGE) from None
+            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
 
     def close(self) -> None:
         self._client.close()
+
+
+def _is_cert_failure(exc: BaseException) -> bool:
+    """Whether a connection failed because the peer's certificate is not the pinned one."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 # -- enrollment ---------------------------------------------------------------
@@ -361,8 +407,11 @@ def _enroll_answer(model, body: dict):
 class DrainResult:
     sent: int = 0
     rejected: int = 0
+    set_aside: int = 0
     reachable: bool = True
     remaining: int = 0
+    acknowledged: list[str] = field(default_factory=list)
+    certificate_changed: bool = False
     error: str = ""
 
 
@@ -375,8 +424,15 @@ class SyncWorker:
     alert to send it without waiting, or :meth:`drain` to sync in the
     calling thread (``clinic-kiosk sync --once``).
 
-    >>> worker = SyncWorker(config)          # doctest: +SKIP
-    >>> worker.start(); ...; worker.stop()   # doctest: +SKIP
+    Each cycle sends every waiting alert in a request of its own, then the
+    heartbeat (the kiosk's facts and the alerts it still shows open; the
+    answer says which of them staff acknowledged), then visits in batches.
+    ``on_acknowledged(ids)`` is called, on the worker's thread, with the
+    alerts staff have just acknowledged: the app hands it to the UI thread
+    to turn the call light off.
+
+    >>> worker = SyncWorker(config, on_acknowledged=print)   # doctest: +SKIP
+    >>> worker.start(); ...; worker.stop()                   # doctest: +SKIP
     """
 
     def __init__(
@@ -386,6 +442,8 @@ class SyncWorker:
         transport: Transport | None = None,
         store: Store | None = None,
         rng: random.Random | None = None,
+        on_acknowledged: Callable[[list[str]], None] | None = None,
+        content_version: str | None = None,
     ):
         self.config = config
         self._transport = transport
@@ -395,6 +453,8 @@ class SyncWorker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
+        self.on_acknowledged = on_acknowledged
+        self._content_version = content_version
 
     # The store and transport are made on first use, in the thread that
     # uses them.
@@ -410,38 +470,89 @@ class SyncWorker:
             self._transport = HttpsTransport.from_enrollment(self.config)
         return self._transport
 
+    @property
+    def content_version(self) -> str:
+        if self._content_version is None:
+            from .pack import PackError, load_pack
+
+            try:
+                self._content_version = load_pack(self.config.kiosk.content_pack or None).content_version
+            except PackError:
+                self._content_version = ""
+        return self._content_version
+
     def drain(self, max_batches: int | None = None) -> DrainResult:
-        """Sends batches until the outbox is empty or the hub is away.
+        """One sync cycle: alerts, heartbeat, then visits until the outbox is
+        empty or the hub is away. ``max_batches`` bounds the record requests.
 
         Raises :class:`NotEnrolled` when the kiosk has no hub to send to.
         """
-        transport = self.transport  # raises NotEnrolled before touching anything
+        try:
+            transport = self.transport  # raises NotEnrolled before touching anything
+        except NotEnrolled:
+            self.store.set_state(STATE_LAST_ATTEMPT, utcnow())
+            raise
         store = self.store
         result = DrainResult()
-        size = max(1, self.config.hub.batch_size)
-        batches = 0
         store.set_state(STATE_LAST_ATTEMPT, utcnow())
-        while max_batches is None or batches < max_batches:
-            rows = store.sync_pending(size)
+        budget = [max_batches]
+        try:
+            self._send(transport, result, budget, kinds=ALERT_KINDS, size=1)
+            self._heartbeat(transport, result)
+            self._send(transport, result, budget, kinds=("visit",), size=max(1, self.config.hub.batch_size))
+        except HubUnreachable as exc:
+            result.reachable = False
+            result.certificate_changed = isinstance(exc, CertificateChanged)
+            result.error = str(exc)
+            log.warning("sync: %s; %d record(s) waiting", exc, store.sync_depth())
+        if self.config.hub.retention_s > 0:
+            store.purge_acked(purge_before(dt.datetime.now(dt.timezone.utc), self.config.hub.retention_s))
+        store.set_state(STATE_REACHABLE, "1" if result.reachable else "0")
+        store.set_state(STATE_CERT_CHANGED, "1" if result.certificate_changed else "0")
+        store.set_state(STATE_LAST_ERROR, result.error)
+        if result.reachable:
+            store.set_state(STATE_LAST_SYNC, utcnow())
+            self.failures = 0
+        else:
+            self.failures += 1
+        result.remaining = store.sync_depth()
+        if result.sent:
+            log.info("sync: %d record(s) acknowledged, %d waiting", result.sent, result.remaining)
+        return result
+
+    def _send(self, transport: Transport, result: DrainResult, budget: list, *, kinds, size: int) -> None:
+        """Sends records of ``kinds`` in requests of at most ``size``.
+
+        A batch the hub fails on (5xx) or refuses as a whole is split; a
+        record that fails alone is skipped for this cycle and, after
+        ``hub.max_attempts`` failures, set aside, so one bad record never
+        holds up the rest. Raises :class:`HubUnreachable` when the hub is away.
+        """
+        store = self.store
+        skip: set[str] = set()
+        while budget[0] is None or budget[0] > 0:
+            rows = store.sync_pending(size, kinds=kinds, exclude=skip)
             if not rows:
-                break
-            batches += 1
+                return
+            if budget[0] is not None:
+                budget[0] -= 1
             ids = [r["id"] for r in rows]
-            try:
-                outcome = transport.submit(rows)
-            except HubUnreachable as exc:
-                store.bump_attempts(ids)
-                result.reachable = False
-                result.error = str(exc)
-                log.warning("sync: %s; %d record(s) waiting", exc, store.sync_depth())
-                break
+            outcome = transport.submit(rows)
+            if outcome.failed:
+                if len(rows) > 1:
+                    size = max(1, len(rows) // 2)
+                    continue
+                skip.update(ids)
+                aside = store.bump_attempts(ids, set_aside_after=self.config.hub.max_attempts)
+                if aside:
+                    result.set_aside += len(aside)
+                    log.error("sync: set aside %d record(s) the hub failed on %d times (%s); kept on the "
+                              "device", len(aside), self.config.hub.max_attempts, outcome.detail)
+                continue
             if not (outcome.acked or outcome.rejected or outcome.split):
                 # An answer that settles nothing: resending at once would loop.
                 store.bump_attempts(ids)
-                result.reachable = False
-                result.error = "hub acknowledged none of the batch"
-                log.warning("sync: %s", result.error)
-                break
+                raise HubUnreachable("hub acknowledged none of the batch")
             store.mark_acked(outcome.acked, self.config.hub.retention_s)
             if outcome.rejected:
                 store.mark_rejected(outcome.rejected)
@@ -453,19 +564,31 @@ class SyncWorker:
                 size = max(1, len(rows) // 2)
             result.sent += len(outcome.acked)
             result.rejected += len(outcome.rejected)
-        if self.config.hub.retention_s > 0:
-            store.purge_acked(purge_before(dt.datetime.now(dt.timezone.utc), self.config.hub.retention_s))
-        store.set_state(STATE_REACHABLE, "1" if result.reachable else "0")
-        store.set_state(STATE_LAST_ERROR, result.error)
-        if result.reachable:
-            store.set_state(STATE_LAST_SYNC, utcnow())
-            self.failures = 0
-        else:
-            self.failures += 1
-        result.remaining = store.sync_depth()
-        if result.sent:
-            log.info("sync: %d record(s) acknowledged, %d waiting", result.sent, result.remaining)
-        return result
+
+    def _heartbeat(self, transport: Transport, result: DrainResult) -> None:
+        """Reports the kiosk's facts; closes the alerts staff acknowledged."""
+        store = self.store
+        now = dt.datetime.now(dt.timezone.utc)
+        oldest = seconds_since(store.oldest_pending_created(), now)
+        gpio = _gpio_facts(store)
+        beat = p.Heartbeat(
+            queue_depth=store.sync_depth(),
+            oldest_unsynced_s=round(oldest, 1) if oldest is not None else None,
+            content_version=self.content_version[:200],
+            gpio=gpio,
+            open_alerts=store.open_alert_ids()[: p.MAX_BATCH],
+            set_aside=store.rejected_count(),
+        )
+        answer = transport.heartbeat(beat)
+        closed = store.close_alerts(str(i) for i in answer.acknowledged)
+        if closed:
+            result.acknowledged = closed
+            log.info("sync: staff acknowledged %d alert(s)", len(closed))
+            if self.on_acknowledged is not None:
+                try:
+                    self.on_acknowledged(closed)
+                except Exception:  # the light is the app's business; sync goes on
+                    log.exception("sync: on_acknowledged callback failed")
 
     def next_wait(self, result: DrainResult | None) -> float:
         """Seconds until the next attempt after ``result``."""
@@ -525,23 +648,39 @@ class SyncWorker:
 
 def status_info(store: Store, config, now: dt.datetime | None = None) -> dict:
     """The sync part of `clinic-kiosk status`: no network, only what the
-    worker last recorded, so the command answers at once even with the hub
-    away."""
+    worker found on its last real contact attempt, so the command answers at
+    once even with the hub away."""
     now = now or dt.datetime.now(dt.timezone.utc)
     reachable = store.get_state(STATE_REACHABLE)
     try:
-        enrolled = bool(read_enrollment(config.data_path))
+        info = read_enrollment(config.data_path)
     except NotEnrolled:
-        enrolled = False
+        info = None
     oldest = seconds_since(store.oldest_pending_created(), now)
     return {
         "queue_depth": store.depth(),
         "oldest_unsynced_s": round(oldest, 1) if oldest is not None else 0.0,
         "last_sync": store.get_state(STATE_LAST_SYNC),
+        "last_attempt": store.get_state(STATE_LAST_ATTEMPT),
         "hub_reachable": None if reachable is None else reachable == "1",
-        "enrolled": enrolled,
+        "hub_certificate_changed": store.get_state(STATE_CERT_CHANGED) == "1",
+        "last_error": store.get_state(STATE_LAST_ERROR) or None,
+        "open_alerts": store.open_alert_ids(),
+        "enrolled": info is not None,
+        "kiosk_id": info["kiosk_id"] if info else None,
         "set_aside": store.rejected_count(),
     }
+
+
+def _gpio_facts(store: Store) -> dict:
+    """What the running kiosk recorded about its GPIO (see kiosk.status)."""
+    try:
+        saved = json.loads(store.get_state("gpio") or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {str(k)[:40]: v for k, v in saved.items() if isinstance(v, (str, bool, int, type(None)))}
 
 
 # -- recovery -----------------------------------------------------------------
@@ -598,6 +737,9 @@ def sync_command(once: bool) -> None:
             worker.close()
         summary = dataclasses.asdict(result)
         click.echo(json.dumps(summary))
+        if result.certificate_changed:
+            click.echo(f"error: {result.error}; {result.remaining} record(s) waiting", err=True)
+            sys.exit(1)
         if not result.reachable:
             click.echo(f"hub could not be reached: {result.error}; {result.remaining} record(s) waiting", err=True)
             sys.exit(1)

@@ -144,7 +144,11 @@ def test_generated_requests_never_cause_a_server_error(hub, api):
 def test_kiosk_trusts_only_the_hub_certificate_it_pinned(sqlite_hub, tmp_path):
     from kiosk.crypto import sealer_for
     from kiosk.store import Store
-    from kiosk.sync import SyncWorker
+    import types
+
+    from click.testing import CliRunner
+
+    from kiosk.sync import SyncWorker, status_info, sync_command
 
     from .conftest import Hub, enroll_kiosk
 
@@ -154,10 +158,16 @@ def test_kiosk_trusts_only_the_hub_certificate_it_pinned(sqlite_hub, tmp_path):
         cfg = enroll_kiosk(sqlite_hub, tmp_path / "kiosk")
         store = Store.open(cfg.database_path, sealer_for(cfg))
         store.add("visit", make_visit(0))
-        result = SyncWorker(cfg.replace("hub", url=impostor.url)).drain()
-        assert not result.reachable
+        moved = cfg.replace("hub", url=impostor.url)
+        result = SyncWorker(moved).drain()
+        assert not result.reachable and result.certificate_changed
         assert impostor.count() == 0
         assert store.depth() == 1
+        status = status_info(store, moved)
+        assert status["hub_certificate_changed"] is True and status["hub_reachable"] is False
+        once = CliRunner().invoke(sync_command, ["--once"], obj=types.SimpleNamespace(config=moved))
+        assert once.exit_code == 1
+        assert "different TLS certificate from the one pinned at enrollment" in once.output
         assert SyncWorker(cfg).drain().remaining == 0
         store.close()
     finally:
