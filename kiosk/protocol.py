@@ -22,10 +22,11 @@ import hashlib
 import hmac
 import json
 import ssl
+import urllib.parse
 import uuid
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 API_PREFIX = "/v1"
 RECORDS_PATH = f"{API_PREFIX}/records"
@@ -215,6 +216,18 @@ class HeartbeatResponse(BaseModel):
 MAX_PAYLOAD_DEPTH = 16
 
 
+def _iso_text(value):
+    # pydantic would read a number as seconds since 1970; a kiosk always
+    # sends ISO text, so anything else is a broken or forged record.
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date and time with a time zone")
+    return value
+
+
+#: An ISO 8601 timestamp with a time zone, as text.
+Stamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
 class VisitPayload(BaseModel):
     """The opened body of a ``visit`` record (see ``kiosk.visit.Visit.payload``).
     Only the fields the hub files the record by are checked strictly; the
@@ -223,7 +236,7 @@ class VisitPayload(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     intake_id: uuid.UUID
-    submitted_at: AwareDatetime
+    submitted_at: Stamp
     language: str = Field(default="en", min_length=2, max_length=16)
     status: str = Field(default="complete", max_length=32)
     visit_date: dt.date | None = None
@@ -239,7 +252,7 @@ class AlertPayload(BaseModel):
 
     kind: Literal["emergency", "staff-call", "acknowledged"]
     intake_id: uuid.UUID | None = None
-    created_at: AwareDatetime | None = None
+    created_at: Stamp | None = None
 
 
 PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
@@ -260,3 +273,42 @@ def cert_fingerprint(pem: bytes | str) -> str:
     if isinstance(pem, bytes):
         pem = pem.decode("ascii")
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (in the user part or the query string),
+    for messages and logs.
+
+    >>> redact_url("postgresql://hub:s3cret@db/clinic?sslmode=require&password=s3cret")
+    'postgresql://hub:***@db/clinic?sslmode=require&password=***'
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        if ":" in creds:
+            netloc = f"{creds.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+            query = "&".join(
+                f"{k}=***" if k.lower() in SECRET_PARAMS else (f"{k}={v}" if v else k) for k, v in pairs
+            )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+SECRET_PARAMS = {"password", "passwd", "pwd", "sslpassword", "token", "secret"}
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error message) with every secret of ``url``
+    blanked out, in case the driver echoed part of its connection string."""
+    parts = urllib.parse.urlsplit(url)
+    secrets_in_url = [parts.password or ""] + [
+        v for k, v in urllib.parse.parse_qsl(parts.query) if k.lower() in SECRET_PARAMS
+    ]
+    for secret in secrets_in_url:
+        if len(secret) >= 3:
+            text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    return text.replace(url, redact_url(url))

@@ -291,7 +291,7 @@ def _is_cert_failure(exc: BaseException) -> bool:
 def _host_port(url: str) -> tuple[str, int]:
     parts = urllib.parse.urlsplit(url)
     if parts.scheme != "https" or not parts.hostname:
-        raise EnrollError(f"hub URL {url!r} must be https://HOST[:PORT]")
+        raise EnrollError(f"hub URL {p.redact_url(url)!r} must be https://HOST[:PORT]")
     return parts.hostname, parts.port or 443
 
 
@@ -301,7 +301,7 @@ def fetch_certificate(url: str, timeout_s: float = 10.0) -> str:
     try:
         return ssl.get_server_certificate((host, port), timeout=timeout_s)
     except (OSError, ssl.SSLError) as exc:
-        raise EnrollError(f"cannot reach the hub at {url}: {exc}") from None
+        raise EnrollError(f"cannot reach the hub at {p.redact_url(url)}: {exc}") from None
 
 
 def enroll(config, url: str, code: str) -> dict:
@@ -344,7 +344,7 @@ def enroll(config, url: str, code: str) -> dict:
                                 {"session": challenge.session, "confirm": p.enroll_mac(key, "kiosk", transcript)})
             granted = _enroll_answer(p.EnrollGranted, body)
     except httpx.HTTPError as exc:
-        raise EnrollError(f"cannot reach the hub at {url}: {type(exc).__name__}") from None
+        raise EnrollError(f"cannot reach the hub at {p.redact_url(url)}: {type(exc).__name__}") from None
     try:
         grant = p.Grant.model_validate_json(
             SecretBox(p.enroll_box_key(key)).decrypt(base64.b64decode(granted.sealed))

@@ -19,12 +19,11 @@ import queue
 import secrets
 import sqlite3
 import threading
-import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
-from ..protocol import CODE_ALPHABET, CODE_ID_CHARS, CODE_SECRET_CHARS, code_password
+from ..protocol import CODE_ALPHABET, CODE_ID_CHARS, CODE_SECRET_CHARS, code_password, redact_text, redact_url
 
 
 def utcnow() -> str:
@@ -179,32 +178,6 @@ def open_backend(url: str) -> Backend:
     raise DatabaseURLError(
         f"database URL {redact_url(url)!r} is not supported: use sqlite:///PATH or postgresql://..."
     )
-
-
-def redact_url(url: str) -> str:
-    """The URL without its password (in the user part or the query string),
-    for messages and logs.
-
-    >>> redact_url("postgresql://hub:s3cret@db/clinic?sslmode=require&password=s3cret")
-    'postgresql://hub:***@db/clinic?sslmode=require&password=***'
-    """
-    parts = urllib.parse.urlsplit(url)
-    netloc = parts.netloc
-    if "@" in netloc:
-        creds, host = netloc.rsplit("@", 1)
-        if ":" in creds:
-            netloc = f"{creds.split(':', 1)[0]}:***@{host}"
-    query = parts.query
-    if query:
-        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
-        if any(k.lower() in _SECRET_PARAMS for k, _ in pairs):
-            query = "&".join(
-                f"{k}=***" if k.lower() in _SECRET_PARAMS else (f"{k}={v}" if v else k) for k, v in pairs
-            )
-    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
-
-
-_SECRET_PARAMS = {"password", "passwd", "pwd", "sslpassword", "token", "secret"}
 
 
 # Each migration is a list of statements valid on both SQLite and PostgreSQL.
