@@ -76,8 +76,8 @@ class KioskSection:
     fullscreen: bool = _doc("Run full screen (the kiosk) rather than in a window.", True)
     large_text: bool = _doc("Start every visit with large text switched on.", False)
     staff_pin_hash: str = _doc(
-        "scrypt hash of the staff PIN (set it with `clinic-kiosk set-pin`); "
-        "empty means the demo PIN 2468 until one is set.",
+        "scrypt hash of the staff PIN, from `echo NEW-PIN | clinic-kiosk set-pin`; required: "
+        "`validate` and `run` refuse a configuration without one (the demo PIN is public).",
         "",
     )
     kiosk_id: str = _doc("A name for this kiosk, shown to staff.", "kiosk-1")
@@ -233,6 +233,25 @@ def parse(data: dict, source: str = "<string>") -> Config:
     if range_problems:
         raise ConfigError([f"{source}:{loc}: {msg}" for loc, msg in range_problems])
     return cfg
+
+
+def staff_pin_problems(cfg: Config) -> list[str]:
+    """Why ``cfg`` may not run a kiosk for patients: no staff PIN, or one
+    that is not a hash ``clinic-kiosk set-pin`` makes. Without it the staff
+    pad would open with the demo PIN, which the README publishes.
+
+    >>> staff_pin_problems(Config(source="kiosk.toml"))[0].split(": ")[0]
+    'kiosk.toml:kiosk.staff_pin_hash'
+    """
+    where = f"{cfg.source}:kiosk.staff_pin_hash"
+    value = cfg.kiosk.staff_pin_hash.strip()
+    if not value:
+        return [f"{where}: no staff PIN set; run `echo NEW-PIN | clinic-kiosk set-pin` and put the line "
+                "it prints under [kiosk]"]
+    parts = value.split("$")
+    if len(parts) != 3 or parts[0] != "scrypt" or not all(parts[1:]):
+        return [f"{where}: not a PIN hash from `clinic-kiosk set-pin` (expected scrypt$SALT$HASH)"]
+    return []
 
 
 def load(path: str | os.PathLike | None = None) -> Config:
