@@ -743,8 +743,11 @@ def sync_command(once: bool) -> None:
         if not result.reachable:
             click.echo(f"hub could not be reached: {result.error}; {result.remaining} record(s) waiting", err=True)
             sys.exit(1)
-        if result.rejected or result.remaining:
+        if result.remaining:
             click.echo(f"warning: {result.remaining} record(s) still waiting", err=True)
+        if result.rejected or result.set_aside:
+            click.echo(f"warning: {result.rejected + result.set_aside} record(s) set aside this time; "
+                       "they stay on the device (see `clinic-kiosk status`)", err=True)
         sys.exit(0 if result.remaining == 0 else 1)
 
     def _stop(signum, frame):
