@@ -24,9 +24,9 @@ import click
 import nacl.exceptions
 import nacl.pwhash
 
-from ..protocol import cert_fingerprint
+from ..protocol import cert_fingerprint, redact_text, redact_url
 from . import export as exports
-from .db import DatabaseURLError, HubRepository, open_backend, redact_text, redact_url
+from .db import DatabaseURLError, HubRepository, open_backend
 from .keys import (
     HubFiles,
     NotInitialised,

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
-from ..protocol import CODE_ALPHABET, CODE_ID_CHARS, CODE_SECRET_CHARS, code_password, redact_text, redact_url
+from ..protocol import CODE_ALPHABET, CODE_ID_CHARS, CODE_SECRET_CHARS, code_password, redact_url
 
 
 def utcnow() -> str:

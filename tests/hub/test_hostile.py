@@ -174,12 +174,16 @@ def test_bad_sealed_bodies_get_422_and_change_nothing(api, sqlite_hub, text, wor
     assert api.post({"records": [api.record(make_visit(0))]}).status_code == 200
 
 
-def test_one_intake_is_stored_once_even_under_another_record_id(api, sqlite_hub):
+def test_one_intake_is_stored_once_even_under_another_record_id(hub, kiosk):
+    api = Api(hub, kiosk)
     visit = make_visit(0)
     assert api.post({"records": [api.record(visit)]}).status_code == 200
     again = api.post({"records": [api.record(visit, rid=str(uuid.uuid4()))]})
     assert_refused(again, 409, "intake id")
-    assert sqlite_hub.visit_copies() == {visit["intake_id"]: 1}
+    twice = api.post({"records": [api.record(make_visit(1)), api.record(make_visit(1), rid=str(uuid.uuid4()))]})
+    assert_refused(twice, 409, "intake id")
+    assert hub.visit_copies() == {visit["intake_id"]: 1}
+    api.client.close()
 
 
 def test_heartbeat_is_validated_and_answers_for_this_kiosk_only(api, sqlite_hub):
