@@ -152,7 +152,7 @@ class EnrollStart(BaseModel):
 
     code_id: str = Field(pattern=f"^[{CODE_ALPHABET}]{{{CODE_ID_CHARS}}}$",
                          description="The first group of the code; never the secret.")
-    name: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._ -]+$",
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$",
                       description="The kiosk's configured name, shown to staff.")
     spake2: str = Field(pattern=_B64_MSG, description="The kiosk's SPAKE2 message, base64.")
 

@@ -541,7 +541,7 @@ class CodeRefused(Exception):
 
 def _slug(name: str) -> str:
     """A kiosk name as the readable start of its id: ``Front desk`` -> ``front-desk``."""
-    out = "".join(ch if ch.isalnum() else "-" for ch in name.lower()).strip("-")
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in name.lower()).strip("-")
     while "--" in out:
         out = out.replace("--", "-")
     return out[:24].strip("-") or "kiosk"
