@@ -7,7 +7,9 @@ start-up and recorded in ``hub_migrations``.
 
 >>> backend = open_backend("sqlite:///:memory:")
 >>> repo = HubRepository(backend)
->>> repo.migrate()
+>>> applied = repo.migrate()
+>>> repo.count_records()
+0
 """
 
 from __future__ import annotations

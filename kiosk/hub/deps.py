@@ -35,11 +35,14 @@ class EnrollSession:
 
 
 class Throttle:
-    """At most ``limit`` events per ``window_s`` per key (a client address).
+    """At most ``limit`` events per ``window_s`` per key (a client address);
+    the hub counts enrollment exchanges that did not succeed.
 
     >>> t = Throttle(limit=2, window_s=60)
     >>> [t.allow("10.0.0.5", now=0), t.allow("10.0.0.5", now=1), t.allow("10.0.0.5", now=2)]
     [True, True, False]
+    >>> t.forgive("10.0.0.5"); t.allow("10.0.0.5", now=3), t.allow("10.0.0.9", now=3)
+    (True, True)
     """
 
     def __init__(self, limit: int, window_s: float):
@@ -61,6 +64,14 @@ class Throttle:
                 return False
             times.append(now)
             return True
+
+    def forgive(self, key: str) -> None:
+        """Takes back one event of ``key`` (an attempt that succeeded), so
+        enrolling many kiosks from one installer's laptop is never throttled."""
+        with self._lock:
+            times = self._seen.get(key)
+            if times:
+                times.pop()
 
 
 @dataclass

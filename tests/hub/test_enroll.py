@@ -115,3 +115,8 @@ def test_two_kiosks_on_the_default_config_get_ids_of_their_own(sqlite_hub, tmp_p
         results.append(SyncWorker(cfg).drain())
     assert "enroll again" in results[0].error and results[0].remaining == 1
     assert results[1].remaining == 0
+
+
+def test_an_installer_enrolling_many_kiosks_from_one_address_is_not_throttled(sqlite_hub, tmp_path):
+    ids = {read_enrollment(enroll_kiosk(sqlite_hub, tmp_path / f"k{n}").data_path)["kiosk_id"] for n in range(12)}
+    assert len(ids) == 12

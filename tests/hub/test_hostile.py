@@ -207,3 +207,32 @@ def test_database_passwords_never_appear_in_messages(tmp_path):
         assert result.exit_code == 1
         assert secret not in result.output
         assert "***" in result.output and "Traceback" not in result.output
+
+
+def test_one_address_cannot_take_every_connection(tmp_path, sqlite_url):
+    from kiosk.hub.serving import MAX_PER_CLIENT
+
+    hub = Hub(tmp_path / "hub-data", sqlite_url, serve_args=("--request-timeout", "60"))
+    hub.start()
+    socks = []
+    try:
+        socks = [tls_connect(hub) for _ in range(MAX_PER_CLIENT)]
+        # One more from the same address is closed at once, long before the deadline would.
+        extra = socket.create_connection(("127.0.0.1", hub.port), timeout=5)
+        extra.settimeout(30)
+        try:
+            ctx = ssl.create_default_context()
+            ctx.check_hostname = False
+            ctx.verify_mode = ssl.CERT_NONE
+            wrapped = ctx.wrap_socket(extra)
+            closed = wrapped.recv(1) == b""
+        except (ssl.SSLError, OSError):
+            closed = True
+        assert closed
+        # The connections it already holds are served as usual.
+        socks[0].sendall(b"GET /v1/health HTTP/1.1\r\nHost: hub\r\n\r\n")
+        assert read_answer(socks[0], 10).startswith(b"HTTP/1.1 200")
+    finally:
+        for s in socks:
+            s.close()
+        hub.kill()

@@ -109,6 +109,7 @@ def enroll_finish(req: p.EnrollFinish, state: State, request: Request) -> p.Enro
         raise Refused(403, str(exc)) from None
     log.warning("enrollment: kiosk %s (%r) enrolled with code %s from %s", kiosk_id, session.name,
                 session.code_id, client)
+    state.enroll_throttle.forgive(session.client)
     grant = p.Grant(kiosk_id=kiosk_id, token=token).model_dump_json().encode("utf-8")
     return p.EnrollGranted(sealed=p.b64(bytes(SecretBox(p.enroll_box_key(session.key)).encrypt(grant))))
 
