@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 
 
 class EnrollError(Exception):
-    pass
+    """Enrollment did not complete; the message says why and what to do.
+    The kiosk is left as it was (unenrolled, or enrolled as before)."""
 
 
 def pinned_ssl_context(cert_pem: str) -> ssl.SSLContext:
@@ -45,7 +46,6 @@ def pinned_ssl_context(cert_pem: str) -> ssl.SSLContext:
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_REQUIRED
     return ctx
-
 
 
 def _host_port(url: str) -> tuple[str, int]:
