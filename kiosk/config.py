@@ -77,8 +77,8 @@ class KioskSection:
     fullscreen: bool = _doc("Run full screen (the kiosk) rather than in a window.", True)
     large_text: bool = _doc("Start every visit with large text switched on.", False)
     staff_pin_hash: str = _doc(
-        "scrypt hash of the staff PIN (set it with `clinic-kiosk set-pin`); "
-        "empty means the demo PIN 2468 until one is set.",
+        "scrypt hash of the staff PIN, from `echo NEW-PIN | clinic-kiosk set-pin`; required: "
+        "`validate` and `run` refuse a configuration without one (the demo PIN is public).",
         "",
     )
     kiosk_id: str = _doc("A name for this kiosk, shown to staff.", "kiosk-1")
@@ -115,6 +115,11 @@ class HubSection:
     )
     backoff_max_s: float = _doc("Longest wait between attempts while the hub is away.", 300.0)
     request_timeout_s: float = _doc("Seconds to wait for the hub before trying again later.", 15.0)
+    max_attempts: int = _doc(
+        "Times the hub may fail on one record before the kiosk sets it aside (kept on the device, "
+        "shown in `clinic-kiosk status`).",
+        8,
+    )
 
 
 @dataclass(frozen=True)
@@ -191,6 +196,8 @@ def _range_problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("gpio.hold_time_s", "times must be positive"))
     if cfg.hub.url and not cfg.hub.url.startswith(("http://", "https://")):
         out.append(("hub.url", f"'{cfg.hub.url}' must start with https:// (or http:// for tests)"))
+    if cfg.hub.max_attempts < 1:
+        out.append(("hub.max_attempts", "must be at least 1"))
     return out
 
 
@@ -227,6 +234,25 @@ def parse(data: dict, source: str = "<string>") -> Config:
     if range_problems:
         raise ConfigError([f"{source}:{loc}: {msg}" for loc, msg in range_problems])
     return cfg
+
+
+def staff_pin_problems(cfg: Config) -> list[str]:
+    """Why ``cfg`` may not run a kiosk for patients: no staff PIN, or one
+    that is not a hash ``clinic-kiosk set-pin`` makes. Without it the staff
+    pad would open with the demo PIN, which the README publishes.
+
+    >>> staff_pin_problems(Config(source="kiosk.toml"))[0].split(": ")[0]
+    'kiosk.toml:kiosk.staff_pin_hash'
+    """
+    where = f"{cfg.source}:kiosk.staff_pin_hash"
+    value = cfg.kiosk.staff_pin_hash.strip()
+    if not value:
+        return [f"{where}: no staff PIN set; run `echo NEW-PIN | clinic-kiosk set-pin` and put the line "
+                "it prints under [kiosk]"]
+    parts = value.split("$")
+    if len(parts) != 3 or parts[0] != "scrypt" or not all(parts[1:]):
+        return [f"{where}: not a PIN hash from `clinic-kiosk set-pin` (expected scrypt$SALT$HASH)"]
+    return []
 
 
 def load(path: str | os.PathLike | None = None) -> Config:

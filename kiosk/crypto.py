@@ -24,7 +24,7 @@ from pathlib import Path
 from nacl.exceptions import CryptoError
 from nacl.public import PrivateKey, PublicKey, SealedBox
 
-#: File (inside the kiosk's data dir) that enrollment writes; see kiosk.sync.
+#: File (inside the kiosk's data dir) that enrollment writes; see kiosk.enroll.
 ENROLLMENT_FILE = "enrollment.json"
 #: The hub certificate the kiosk pins after enrollment.
 HUB_CERT_FILE = "hub-cert.pem"

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import click
 
+from .staff import DEMO_PIN, hash_pin
+
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "var" / "demo"
 
@@ -55,6 +57,7 @@ def _write_config(path: Path, kiosk_data: Path, url: str) -> None:
         'name = "Demo Back Clinic"\n'
         "[kiosk]\n"
         f'data_dir = "{kiosk_data}"\n'
+        f'staff_pin_hash = "{hash_pin(DEMO_PIN)}"\n'
         "fullscreen = false\n"
         'kiosk_id = "demo-kiosk"\n'
         "[hub]\n"

@@ -16,16 +16,22 @@ not open: 422) nothing of the batch is stored and the answer names the ids in
 
 from __future__ import annotations
 
+import base64
+import datetime as dt
 import hashlib
+import hmac
+import json
 import ssl
+import urllib.parse
 import uuid
-from typing import Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field
 
 API_PREFIX = "/v1"
 RECORDS_PATH = f"{API_PREFIX}/records"
-ENROLL_PATH = f"{API_PREFIX}/enroll"
+ENROLL_START_PATH = f"{API_PREFIX}/enroll/start"
+ENROLL_FINISH_PATH = f"{API_PREFIX}/enroll/finish"
 HEALTH_PATH = f"{API_PREFIX}/health"
 HEARTBEAT_PATH = f"{API_PREFIX}/heartbeat"
 
@@ -75,18 +81,105 @@ class Problem(BaseModel):
     ids: list[str] = Field(default_factory=list)
 
 
-class EnrollRequest(BaseModel):
+# -- enrollment ---------------------------------------------------------------
+#
+# An enrollment code reads ``ABCD-EFGH-JKLM``: the first group is the code's
+# id (it travels), the rest is its secret (it never does). Both sides run
+# SPAKE2 over the secret, so only a party that knows the secret ends up with
+# the same session key; a relay learns nothing it can test a guess against
+# offline. The hub proves itself first, with a MAC over the transcript, the
+# fingerprint of its TLS certificate and the clinic public key: a kiosk that
+# talks to an interceptor (another certificate, another key) sees the MAC
+# fail before it sends its own confirmation, and stays unenrolled.
+
+#: Read-aloud alphabet of codes: no 0/O, no 1/I.
+CODE_ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"
+CODE_ID_CHARS = 4
+CODE_SECRET_CHARS = 8
+SPAKE2_ID_KIOSK = b"clinic-kiosk"
+SPAKE2_ID_HUB = b"clinic-hub"
+_B64_MSG = r"^[A-Za-z0-9+/=]{1,200}$"
+
+
+class CodeFormatError(ValueError):
+    pass
+
+
+def split_code(code: str) -> tuple[str, str]:
+    """(code id, secret) of a code as typed; case, spaces and dashes do not
+    matter.
+
+    >>> split_code("abcd-efgh jklm")
+    ('ABCD', 'EFGHJKLM')
+    """
+    raw = "".join(ch for ch in code.upper() if ch.isalnum())
+    if len(raw) != CODE_ID_CHARS + CODE_SECRET_CHARS or any(ch not in CODE_ALPHABET for ch in raw):
+        raise CodeFormatError(
+            "an enrollment code looks like ABCD-EFGH-JKLM (12 letters and digits, from `clinic-hub enroll-code`)"
+        )
+    return raw[:CODE_ID_CHARS], raw[CODE_ID_CHARS:]
+
+
+def code_password(code_id: str, secret: str) -> bytes:
+    """The SPAKE2 password of a code (what the hub keeps instead of the code)."""
+    return hashlib.sha256(f"clinic-enroll:{code_id}:{secret}".encode("ascii")).hexdigest().encode("ascii")
+
+
+def enroll_transcript(code_id: str, name: str, msg_kiosk: str, msg_hub: str, cert_sha256: str,
+                      public_key: str) -> bytes:
+    """What both confirmations cover: the exchange and the hub's identity as
+    each side sees it (the certificate the kiosk saw; the hub's own)."""
+    return json.dumps(
+        [code_id, name, msg_kiosk, msg_hub, cert_sha256.lower(), public_key], separators=(",", ":")
+    ).encode("utf-8")
+
+
+def enroll_mac(key: bytes, role: Literal["hub", "kiosk"], transcript: bytes) -> str:
+    return hmac.new(key, role.encode("ascii") + b"\0" + transcript, hashlib.sha256).hexdigest()
+
+
+def enroll_box_key(key: bytes) -> bytes:
+    """The SecretBox key that carries the device token (32 bytes)."""
+    return hmac.new(key, b"token-box", hashlib.sha256).digest()
+
+
+def b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+class EnrollStart(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    code: str = Field(min_length=1, max_length=64)
-    kiosk_id: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9._-]+$")
+    code_id: str = Field(pattern=f"^[{CODE_ALPHABET}]{{{CODE_ID_CHARS}}}$",
+                         description="The first group of the code; never the secret.")
+    name: str = Field(min_length=1, max_length=64, pattern=r"^[^\x00-\x1f\x7f]+$",
+                      description="The kiosk's configured name, shown to staff.")
+    spake2: str = Field(pattern=_B64_MSG, description="The kiosk's SPAKE2 message, base64.")
 
 
-class EnrollResponse(BaseModel):
+class EnrollChallenge(BaseModel):
+    session: str
+    spake2: str = Field(description="The hub's SPAKE2 message, base64.")
+    public_key: str = Field(description="The clinic public key, base64.")
+    confirm: str = Field(description="The hub's key confirmation (HMAC-SHA256, hex).")
+
+
+class EnrollFinish(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    session: str = Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")
+    confirm: str = Field(pattern=r"^[0-9a-f]{64}$", description="The kiosk's key confirmation, hex.")
+
+
+class EnrollGranted(BaseModel):
+    sealed: str = Field(description="SecretBox (under the session key) of {kiosk_id, token}, base64.")
+
+
+class Grant(BaseModel):
+    """What the sealed part of :class:`EnrollGranted` holds."""
+
     kiosk_id: str
     token: str
-    public_key: str = Field(description="The clinic public key, base64.")
-    cert_sha256: str = Field(description="SHA-256 of the hub's TLS certificate (DER), hex.")
 
 
 class Heartbeat(BaseModel):
@@ -116,6 +209,57 @@ class HeartbeatResponse(BaseModel):
     )
 
 
+# -- what a sealed body holds (checked by the hub once opened) ---------------
+
+#: Deepest nesting of lists and objects an opened body may have: a visit
+#: needs four or five levels; thousands would be an attack on the parser.
+MAX_PAYLOAD_DEPTH = 16
+
+
+def _iso_text(value):
+    # pydantic would read a number as seconds since 1970; a kiosk always
+    # sends ISO text, so anything else is a broken or forged record.
+    if not isinstance(value, str):
+        raise ValueError("must be an ISO 8601 date and time with a time zone")
+    return value
+
+
+#: An ISO 8601 timestamp with a time zone, as text.
+Stamp = Annotated[AwareDatetime, BeforeValidator(_iso_text)]
+
+
+class VisitPayload(BaseModel):
+    """The opened body of a ``visit`` record (see ``kiosk.visit.Visit.payload``).
+    Only the fields the hub files the record by are checked strictly; the
+    rest is kept as sent."""
+
+    model_config = ConfigDict(extra="allow")
+
+    intake_id: uuid.UUID
+    submitted_at: Stamp
+    language: str = Field(default="en", min_length=2, max_length=16)
+    status: str = Field(default="complete", max_length=32)
+    visit_date: dt.date | None = None
+    content_version: str = Field(default="", max_length=200)
+    answers: dict[str, Any] = Field(default_factory=dict, max_length=2000)
+    result: dict[str, Any] | None = None
+
+
+class AlertPayload(BaseModel):
+    """The opened body of an ``alert`` or ``staff-call`` record (``kiosk.alerts.Alert``)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    kind: Literal["emergency", "staff-call", "acknowledged"]
+    intake_id: uuid.UUID | None = None
+    created_at: Stamp | None = None
+
+
+PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
+    "visit": VisitPayload, "alert": AlertPayload, "staff-call": AlertPayload,
+}
+
+
 class Health(BaseModel):
     ok: bool
     service: str = "clinic-hub"
@@ -129,3 +273,42 @@ def cert_fingerprint(pem: bytes | str) -> str:
     if isinstance(pem, bytes):
         pem = pem.decode("ascii")
     return hashlib.sha256(ssl.PEM_cert_to_DER_cert(pem)).hexdigest()
+
+
+def redact_url(url: str) -> str:
+    """The URL without its password (in the user part or the query string),
+    for messages and logs.
+
+    >>> redact_url("postgresql://hub:s3cret@db/clinic?sslmode=require&password=s3cret")
+    'postgresql://hub:***@db/clinic?sslmode=require&password=***'
+    """
+    parts = urllib.parse.urlsplit(url)
+    netloc = parts.netloc
+    if "@" in netloc:
+        creds, host = netloc.rsplit("@", 1)
+        if ":" in creds:
+            netloc = f"{creds.split(':', 1)[0]}:***@{host}"
+    query = parts.query
+    if query:
+        pairs = urllib.parse.parse_qsl(query, keep_blank_values=True)
+        if any(k.lower() in SECRET_PARAMS for k, _ in pairs):
+            query = "&".join(
+                f"{k}=***" if k.lower() in SECRET_PARAMS else (f"{k}={v}" if v else k) for k, v in pairs
+            )
+    return urllib.parse.urlunsplit((parts.scheme, netloc, parts.path, query, parts.fragment))
+
+
+SECRET_PARAMS = {"password", "passwd", "pwd", "sslpassword", "token", "secret"}
+
+
+def redact_text(text: str, url: str) -> str:
+    """``text`` (e.g. a driver's error message) with every secret of ``url``
+    blanked out, in case the driver echoed part of its connection string."""
+    parts = urllib.parse.urlsplit(url)
+    secrets_in_url = [parts.password or ""] + [
+        v for k, v in urllib.parse.parse_qsl(parts.query) if k.lower() in SECRET_PARAMS
+    ]
+    for secret in secrets_in_url:
+        if len(secret) >= 3:
+            text = text.replace(secret, "***").replace(urllib.parse.quote(secret, safe=""), "***")
+    return text.replace(url, redact_url(url))

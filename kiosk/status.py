@@ -20,7 +20,9 @@ def collect(cfg: config_mod.Config) -> dict:
     finally:
         store.close()
     out["content_version"] = content_version
-    out["kiosk_id"] = cfg.kiosk.kiosk_id
+    # The id the hub assigned at enrollment (from status_info); the
+    # configured name is only a label.
+    out["name"] = cfg.kiosk.kiosk_id
     return out
 
 

@@ -74,6 +74,10 @@ class PlainSealer:
 
 #: Kinds of record and their place in the sync queue (higher goes first).
 PRIORITY = {"alert": 10, "staff-call": 10, "visit": 0}
+#: Record kinds that carry an alert: each goes to the hub in a request of its own.
+ALERT_KINDS = ("alert", "staff-call")
+#: Alert payload kinds that stay open until staff acknowledge them.
+RAISING_ALERTS = ("emergency", "staff-call")
 
 
 def utcnow() -> str:
@@ -130,6 +134,13 @@ class Store:
         record_id = record_id or str(uuid.uuid4())
         body = self.sealer.seal(json.dumps(payload, sort_keys=True).encode("utf-8"))
         with self.write_transaction():
+            if kind in ALERT_KINDS and payload.get("kind") in RAISING_ALERTS:
+                # Open until staff acknowledge it on the hub (learnt through
+                # the heartbeat); kept apart from the outbox row, which goes
+                # once the hub has it.
+                self.db["open_alerts"].insert(
+                    {"id": record_id, "kind": payload["kind"], "raised_at": utcnow(), "acknowledged_at": None}
+                )
             self.db["outbox"].insert(
                 {
                     "id": record_id,
@@ -190,16 +201,21 @@ class Store:
 
     # -- sync support (kiosk.sync) --
 
-    def sync_pending(self, limit: int = 100) -> list[dict]:
+    def sync_pending(self, limit: int = 100, *, kinds: tuple[str, ...] | None = None,
+                     exclude: frozenset[str] | set[str] = frozenset()) -> list[dict]:
         """Records still to send: unacknowledged and not set aside, alerts first,
-        then oldest first."""
+        then oldest first; only of ``kinds`` when given, never those in ``exclude``."""
+        where = "acked_at is null and rejected_at is null"
+        params: list = []
+        if kinds:
+            where += f" and kind in ({_marks(kinds)})"
+            params += list(kinds)
+        if exclude:
+            where += f" and id not in ({_marks(exclude)})"
+            params += list(exclude)
         with self._lock:
             return list(
-                self.db["outbox"].rows_where(
-                    "acked_at is null and rejected_at is null",
-                    order_by="priority desc, created_at, id",
-                    limit=limit,
-                )
+                self.db["outbox"].rows_where(where, params, order_by="priority desc, created_at, id", limit=limit)
             )
 
     def sync_depth(self) -> int:
@@ -230,13 +246,22 @@ class Store:
             )
             return cur.rowcount
 
-    def bump_attempts(self, ids: list[str]) -> None:
+    def bump_attempts(self, ids: list[str], set_aside_after: int | None = None) -> list[str]:
+        """Counts one failed send of ``ids``; with ``set_aside_after``, sets
+        aside those that have failed that often and returns their ids."""
         if not ids:
-            return
+            return []
         with self.write_transaction():
             self.db.execute(
                 f"update outbox set attempts = attempts + 1 where id in ({_marks(ids)})", list(ids)
             )
+            if set_aside_after is None:
+                return []
+            worn = [r[0] for r in self.db.execute(
+                f"select id from outbox where id in ({_marks(ids)}) and attempts >= ?", [*ids, set_aside_after]
+            ).fetchall()]
+            self.mark_rejected(worn)
+        return worn
 
     def mark_rejected(self, ids: list[str]) -> None:
         if not ids:
@@ -249,6 +274,30 @@ class Store:
     def rejected_count(self) -> int:
         with self._lock:
             return self.db["outbox"].count_where("rejected_at is not null and acked_at is null")
+
+    def open_alert_ids(self) -> list[str]:
+        """Alerts raised here that staff have not acknowledged yet, oldest first."""
+        with self._lock:
+            rows = self.db.execute(
+                "select id from open_alerts where acknowledged_at is null order by raised_at, id"
+            ).fetchall()
+        return [r[0] for r in rows]
+
+    def close_alerts(self, ids) -> list[str]:
+        """Marks ``ids`` acknowledged; returns those that were still open."""
+        ids = list(ids)
+        if not ids:
+            return []
+        with self.write_transaction():
+            still_open = [r[0] for r in self.db.execute(
+                f"select id from open_alerts where id in ({_marks(ids)}) and acknowledged_at is null", ids
+            ).fetchall()]
+            if still_open:
+                self.db.execute(
+                    f"update open_alerts set acknowledged_at = ? where id in ({_marks(still_open)})",
+                    [utcnow(), *still_open],
+                )
+        return still_open
 
     def all_records(self) -> Iterator[dict]:
         """Every record on the device, acknowledged or not (for recovery)."""
@@ -271,3 +320,12 @@ def m003_outbox_rejected(db: sqlite_utils.Database) -> None:
     # does not open) is set aside rather than resent forever or deleted: it
     # stays on the device for `clinic-kiosk export`.
     db["outbox"].add_column("rejected_at", str)
+
+
+@MIGRATIONS()
+def m004_open_alerts(db: sqlite_utils.Database) -> None:
+    # Alerts raised on this kiosk and whether staff acknowledged them (ids
+    # and times only, never patient data).
+    db["open_alerts"].create(
+        {"id": str, "kind": str, "raised_at": str, "acknowledged_at": str}, pk="id", not_null={"kind", "raised_at"}
+    )

@@ -1,7 +1,8 @@
-"""Enrollment and exactly-once sync of the kiosk's outbox to the clinic hub.
+"""Exactly-once sync of the kiosk's outbox to the clinic hub.
 
-* :func:`enroll` trades a one-time code for a device token, the clinic's public
-  key and the hub's TLS certificate, which the kiosk pins from then on.
+* :func:`kiosk.enroll.enroll` (re-exported here) pairs the kiosk with a hub
+  over a one-time code: device token, kiosk id, clinic public key and the
+  hub's TLS certificate, which the kiosk pins from then on.
 * :class:`SyncWorker` runs on its own thread with its own database connection
   and drains the outbox in batches, alerts first. While the hub is away it
   waits :func:`backoff_delay` between attempts.
@@ -27,28 +28,18 @@ import signal
 import ssl
 import sys
 import threading
-import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import click
 import httpx
 
-from .crypto import (
-    ENROLLMENT_FILE,
-    HUB_CERT_FILE,
-    CryptoError,
-    KeyFileError,
-    NotEnrolled,
-    open_sealed,
-    read_enrollment,
-    read_key_file,
-    write_secret_file,
-)
 from . import protocol as p
+from .crypto import HUB_CERT_FILE, CryptoError, KeyFileError, NotEnrolled, open_sealed, read_enrollment, read_key_file
+from .enroll import EnrollError, enroll, pinned_ssl_context
 from .protocol import cert_fingerprint
-from .store import Store, utcnow
+from .store import ALERT_KINDS, Store, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -57,6 +48,7 @@ STATE_LAST_SYNC = "sync.last_sync"
 STATE_REACHABLE = "sync.hub_reachable"
 STATE_LAST_ATTEMPT = "sync.last_attempt"
 STATE_LAST_ERROR = "sync.last_error"
+STATE_CERT_CHANGED = "sync.certificate_changed"
 
 
 # -- pure rules ---------------------------------------------------------------
@@ -110,8 +102,16 @@ class TokenRefused(HubUnreachable):
     """The hub refused this kiosk's token (revoked): it must enroll again."""
 
 
-class EnrollError(Exception):
-    pass
+class CertificateChanged(HubUnreachable):
+    """The hub presented another certificate than the one pinned at
+    enrollment: a re-installed hub (enroll again) or an interception."""
+
+
+CERT_CHANGED_MESSAGE = (
+    "the hub presented a different TLS certificate from the one pinned at enrollment: if the hub was "
+    "re-installed, enroll this kiosk again (`clinic-kiosk enroll URL CODE`); otherwise someone may be "
+    "intercepting the connection. Nothing was sent"
+)
 
 
 @dataclass
@@ -123,6 +123,9 @@ class BatchOutcome:
     #: The batch must be sent in smaller parts (too large, or refused as a
     #: whole without naming a record).
     split: bool = False
+    #: The hub failed on the batch (a 5xx other than "unavailable"): one of
+    #: its records may be what breaks it.
+    failed: bool = False
     detail: str = ""
 
 
@@ -131,20 +134,9 @@ class Transport(Protocol):
 
     def submit(self, rows: list[dict]) -> BatchOutcome: ...
 
-    def reachable(self) -> bool: ...
+    def heartbeat(self, beat: p.Heartbeat) -> p.HeartbeatResponse: ...
 
     def close(self) -> None: ...
-
-
-def pinned_ssl_context(cert_pem: str) -> ssl.SSLContext:
-    """An SSL context that trusts exactly the hub's own self-signed
-    certificate and nothing else, so no public CA can vouch for an impostor.
-    The host name is not checked: the kiosk may reach the hub by IP or by a
-    name the certificate does not carry, and the pin already fixes the peer."""
-    ctx = ssl.create_default_context(cadata=cert_pem)
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_REQUIRED
-    return ctx
 
 
 def encode_batch(rows: list[dict]) -> dict:
@@ -183,7 +175,14 @@ def read_outcome(status: int, body: dict | None, sent_ids: list[str]) -> BatchOu
         if len(sent_ids) == 1:
             return BatchOutcome(rejected=list(sent_ids), detail=detail)
         return BatchOutcome(split=True, detail=detail)
+    if status >= 500 and status not in UNAVAILABLE:
+        return BatchOutcome(failed=True, detail=f"hub answered {status}")
     raise HubUnreachable(f"hub answered {status}")
+
+
+#: Answers that say the hub (or a proxy before it) is away or overloaded,
+#: not that something in the batch broke it.
+UNAVAILABLE = (502, 503, 504)
 
 
 class HttpsTransport:
@@ -216,96 +215,47 @@ class HttpsTransport:
 
     def submit(self, rows: list[dict]) -> BatchOutcome:
         ids = [r["id"] for r in rows]
-        try:
-            resp = self._client.post(p.RECORDS_PATH, json=encode_batch(rows))
-        except httpx.HTTPError as exc:
-            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
+        resp = self._post(p.RECORDS_PATH, encode_batch(rows))
         try:
             body = resp.json()
         except ValueError:
             body = None
         return read_outcome(resp.status_code, body, ids)
 
-    def reachable(self) -> bool:
+    def heartbeat(self, beat: p.Heartbeat) -> p.HeartbeatResponse:
+        resp = self._post(p.HEARTBEAT_PATH, beat.model_dump(mode="json"))
+        if resp.status_code in (401, 403):
+            raise TokenRefused(f"hub refused this kiosk's token ({resp.status_code}): enroll again")
+        if resp.status_code != 200:
+            raise HubUnreachable(f"hub answered {resp.status_code} to the heartbeat")
         try:
-            return self._client.get(p.HEALTH_PATH).status_code == 200
-        except httpx.HTTPError:
-            return False
+            return p.HeartbeatResponse.model_validate_json(resp.content)
+        except ValueError:
+            raise HubUnreachable("hub answered the heartbeat with something this kiosk does not understand") from None
+
+    def _post(self, path: str, payload: dict) -> httpx.Response:
+        try:
+            return self._client.post(path, json=payload)
+        except httpx.ConnectError as exc:
+            if _is_cert_failure(exc):
+                raise CertificateChanged(CERT_CHANGED_MESSAGE) from None
+            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
 
     def close(self) -> None:
         self._client.close()
 
 
-# -- enrollment ---------------------------------------------------------------
-
-
-def _host_port(url: str) -> tuple[str, int]:
-    parts = urllib.parse.urlsplit(url)
-    if parts.scheme != "https" or not parts.hostname:
-        raise EnrollError(f"hub URL {url!r} must be https://HOST[:PORT]")
-    return parts.hostname, parts.port or 443
-
-
-def fetch_certificate(url: str, timeout_s: float = 10.0) -> str:
-    """The PEM certificate the hub at ``url`` presents (first contact)."""
-    host, port = _host_port(url)
-    try:
-        return ssl.get_server_certificate((host, port), timeout=timeout_s)
-    except (OSError, ssl.SSLError) as exc:
-        raise EnrollError(f"cannot reach the hub at {url}: {exc}") from None
-
-
-def enroll(config, url: str, code: str) -> dict:
-    """Pairs this kiosk with the hub at ``url`` using a one-time ``code``.
-
-    On first contact the kiosk takes the certificate the hub presents, then
-    talks to the hub trusting only that certificate, and checks that the hub
-    itself vouches for the same fingerprint. From then on only that
-    certificate is accepted. Writes the token, clinic key and certificate
-    (mode 0600) into the kiosk's data dir; returns what was stored, without
-    the token.
-    """
-    url = url.rstrip("/")
-    cert_pem = fetch_certificate(url)
-    fingerprint = cert_fingerprint(cert_pem)
-    try:
-        with httpx.Client(verify=pinned_ssl_context(cert_pem), timeout=15.0) as client:
-            resp = client.post(
-                url + p.ENROLL_PATH, json={"code": code.strip(), "kiosk_id": config.kiosk.kiosk_id}
-            )
-    except httpx.HTTPError as exc:
-        raise EnrollError(f"cannot reach the hub at {url}: {type(exc).__name__}") from None
-    try:
-        body = resp.json()
-    except ValueError:
-        body = {}
-    if resp.status_code != 200:
-        raise EnrollError(f"hub refused enrollment ({resp.status_code}): {body.get('detail', '')}")
-    try:
-        answer = p.EnrollResponse.model_validate(body)
-    except ValueError:
-        raise EnrollError("hub sent an enrollment answer this kiosk does not understand") from None
-    if answer.cert_sha256 != fingerprint:
-        raise EnrollError(
-            "the hub's certificate is not the one it claims: possible interception; not enrolled"
-        )
-    info = {
-        "hub_url": url,
-        "kiosk_id": answer.kiosk_id,
-        "token": answer.token,
-        "public_key": answer.public_key,
-        "cert_sha256": fingerprint,
-        "enrolled_at": utcnow(),
-    }
-    data = Path(config.data_path)
-    data.mkdir(parents=True, exist_ok=True)
-    # The database's -wal/-shm files are created with the process umask; a
-    # private directory keeps them (and everything else here) from others.
-    data.chmod(0o700)
-    write_secret_file(data / HUB_CERT_FILE, cert_pem)
-    write_secret_file(data / ENROLLMENT_FILE, json.dumps(info, indent=2) + "\n")
-    log.info("enrolled with the hub as %s", answer.kiosk_id)
-    return {k: v for k, v in info.items() if k != "token"}
+def _is_cert_failure(exc: BaseException) -> bool:
+    """Whether a connection failed because the peer's certificate is not the pinned one."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+        seen += 1
+    return False
 
 
 # -- the worker ---------------------------------------------------------------
@@ -315,8 +265,11 @@ def enroll(config, url: str, code: str) -> dict:
 class DrainResult:
     sent: int = 0
     rejected: int = 0
+    set_aside: int = 0
     reachable: bool = True
     remaining: int = 0
+    acknowledged: list[str] = field(default_factory=list)
+    certificate_changed: bool = False
     error: str = ""
 
 
@@ -329,8 +282,15 @@ class SyncWorker:
     alert to send it without waiting, or :meth:`drain` to sync in the
     calling thread (``clinic-kiosk sync --once``).
 
-    >>> worker = SyncWorker(config)          # doctest: +SKIP
-    >>> worker.start(); ...; worker.stop()   # doctest: +SKIP
+    Each cycle sends every waiting alert in a request of its own, then the
+    heartbeat (the kiosk's facts and the alerts it still shows open; the
+    answer says which of them staff acknowledged), then visits in batches.
+    ``on_acknowledged(ids)`` is called, on the worker's thread, with the
+    alerts staff have just acknowledged: the app hands it to the UI thread
+    to turn the call light off.
+
+    >>> worker = SyncWorker(config, on_acknowledged=print)   # doctest: +SKIP
+    >>> worker.start(); ...; worker.stop()                   # doctest: +SKIP
     """
 
     def __init__(
@@ -340,6 +300,8 @@ class SyncWorker:
         transport: Transport | None = None,
         store: Store | None = None,
         rng: random.Random | None = None,
+        on_acknowledged: Callable[[list[str]], None] | None = None,
+        content_version: str | None = None,
     ):
         self.config = config
         self._transport = transport
@@ -349,6 +311,8 @@ class SyncWorker:
         self._wake = threading.Event()
         self._thread: threading.Thread | None = None
         self.failures = 0
+        self.on_acknowledged = on_acknowledged
+        self._content_version = content_version
 
     # The store and transport are made on first use, in the thread that
     # uses them.
@@ -364,38 +328,89 @@ class SyncWorker:
             self._transport = HttpsTransport.from_enrollment(self.config)
         return self._transport
 
+    @property
+    def content_version(self) -> str:
+        if self._content_version is None:
+            from .pack import PackError, load_pack
+
+            try:
+                self._content_version = load_pack(self.config.kiosk.content_pack or None).content_version
+            except PackError:
+                self._content_version = ""
+        return self._content_version
+
     def drain(self, max_batches: int | None = None) -> DrainResult:
-        """Sends batches until the outbox is empty or the hub is away.
+        """One sync cycle: alerts, heartbeat, then visits until the outbox is
+        empty or the hub is away. ``max_batches`` bounds the record requests.
 
         Raises :class:`NotEnrolled` when the kiosk has no hub to send to.
         """
-        transport = self.transport  # raises NotEnrolled before touching anything
+        try:
+            transport = self.transport  # raises NotEnrolled before touching anything
+        except NotEnrolled:
+            self.store.set_state(STATE_LAST_ATTEMPT, utcnow())
+            raise
         store = self.store
         result = DrainResult()
-        size = max(1, self.config.hub.batch_size)
-        batches = 0
         store.set_state(STATE_LAST_ATTEMPT, utcnow())
-        while max_batches is None or batches < max_batches:
-            rows = store.sync_pending(size)
+        budget = [max_batches]
+        try:
+            self._send(transport, result, budget, kinds=ALERT_KINDS, size=1)
+            self._heartbeat(transport, result)
+            self._send(transport, result, budget, kinds=("visit",), size=max(1, self.config.hub.batch_size))
+        except HubUnreachable as exc:
+            result.reachable = False
+            result.certificate_changed = isinstance(exc, CertificateChanged)
+            result.error = str(exc)
+            log.warning("sync: %s; %d record(s) waiting", exc, store.sync_depth())
+        if self.config.hub.retention_s > 0:
+            store.purge_acked(purge_before(dt.datetime.now(dt.timezone.utc), self.config.hub.retention_s))
+        store.set_state(STATE_REACHABLE, "1" if result.reachable else "0")
+        store.set_state(STATE_CERT_CHANGED, "1" if result.certificate_changed else "0")
+        store.set_state(STATE_LAST_ERROR, result.error)
+        if result.reachable:
+            store.set_state(STATE_LAST_SYNC, utcnow())
+            self.failures = 0
+        else:
+            self.failures += 1
+        result.remaining = store.sync_depth()
+        if result.sent:
+            log.info("sync: %d record(s) acknowledged, %d waiting", result.sent, result.remaining)
+        return result
+
+    def _send(self, transport: Transport, result: DrainResult, budget: list, *, kinds, size: int) -> None:
+        """Sends records of ``kinds`` in requests of at most ``size``.
+
+        A batch the hub fails on (5xx) or refuses as a whole is split; a
+        record that fails alone is skipped for this cycle and, after
+        ``hub.max_attempts`` failures, set aside, so one bad record never
+        holds up the rest. Raises :class:`HubUnreachable` when the hub is away.
+        """
+        store = self.store
+        skip: set[str] = set()
+        while budget[0] is None or budget[0] > 0:
+            rows = store.sync_pending(size, kinds=kinds, exclude=skip)
             if not rows:
-                break
-            batches += 1
+                return
+            if budget[0] is not None:
+                budget[0] -= 1
             ids = [r["id"] for r in rows]
-            try:
-                outcome = transport.submit(rows)
-            except HubUnreachable as exc:
-                store.bump_attempts(ids)
-                result.reachable = False
-                result.error = str(exc)
-                log.warning("sync: %s; %d record(s) waiting", exc, store.sync_depth())
-                break
+            outcome = transport.submit(rows)
+            if outcome.failed:
+                if len(rows) > 1:
+                    size = max(1, len(rows) // 2)
+                    continue
+                skip.update(ids)
+                aside = store.bump_attempts(ids, set_aside_after=self.config.hub.max_attempts)
+                if aside:
+                    result.set_aside += len(aside)
+                    log.error("sync: set aside %d record(s) the hub failed on %d times (%s); kept on the "
+                              "device", len(aside), self.config.hub.max_attempts, outcome.detail)
+                continue
             if not (outcome.acked or outcome.rejected or outcome.split):
                 # An answer that settles nothing: resending at once would loop.
                 store.bump_attempts(ids)
-                result.reachable = False
-                result.error = "hub acknowledged none of the batch"
-                log.warning("sync: %s", result.error)
-                break
+                raise HubUnreachable("hub acknowledged none of the batch")
             store.mark_acked(outcome.acked, self.config.hub.retention_s)
             if outcome.rejected:
                 store.mark_rejected(outcome.rejected)
@@ -407,19 +422,31 @@ class SyncWorker:
                 size = max(1, len(rows) // 2)
             result.sent += len(outcome.acked)
             result.rejected += len(outcome.rejected)
-        if self.config.hub.retention_s > 0:
-            store.purge_acked(purge_before(dt.datetime.now(dt.timezone.utc), self.config.hub.retention_s))
-        store.set_state(STATE_REACHABLE, "1" if result.reachable else "0")
-        store.set_state(STATE_LAST_ERROR, result.error)
-        if result.reachable:
-            store.set_state(STATE_LAST_SYNC, utcnow())
-            self.failures = 0
-        else:
-            self.failures += 1
-        result.remaining = store.sync_depth()
-        if result.sent:
-            log.info("sync: %d record(s) acknowledged, %d waiting", result.sent, result.remaining)
-        return result
+
+    def _heartbeat(self, transport: Transport, result: DrainResult) -> None:
+        """Reports the kiosk's facts; closes the alerts staff acknowledged."""
+        store = self.store
+        now = dt.datetime.now(dt.timezone.utc)
+        oldest = seconds_since(store.oldest_pending_created(), now)
+        gpio = _gpio_facts(store)
+        beat = p.Heartbeat(
+            queue_depth=store.sync_depth(),
+            oldest_unsynced_s=round(oldest, 1) if oldest is not None else None,
+            content_version=self.content_version[:200],
+            gpio=gpio,
+            open_alerts=store.open_alert_ids()[: p.MAX_BATCH],
+            set_aside=store.rejected_count(),
+        )
+        answer = transport.heartbeat(beat)
+        closed = store.close_alerts(str(i) for i in answer.acknowledged)
+        if closed:
+            result.acknowledged = closed
+            log.info("sync: staff acknowledged %d alert(s)", len(closed))
+            if self.on_acknowledged is not None:
+                try:
+                    self.on_acknowledged(closed)
+                except Exception:  # the light is the app's business; sync goes on
+                    log.exception("sync: on_acknowledged callback failed")
 
     def next_wait(self, result: DrainResult | None) -> float:
         """Seconds until the next attempt after ``result``."""
@@ -479,23 +506,39 @@ class SyncWorker:
 
 def status_info(store: Store, config, now: dt.datetime | None = None) -> dict:
     """The sync part of `clinic-kiosk status`: no network, only what the
-    worker last recorded, so the command answers at once even with the hub
-    away."""
+    worker found on its last real contact attempt, so the command answers at
+    once even with the hub away."""
     now = now or dt.datetime.now(dt.timezone.utc)
     reachable = store.get_state(STATE_REACHABLE)
     try:
-        enrolled = bool(read_enrollment(config.data_path))
+        info = read_enrollment(config.data_path)
     except NotEnrolled:
-        enrolled = False
+        info = None
     oldest = seconds_since(store.oldest_pending_created(), now)
     return {
         "queue_depth": store.depth(),
         "oldest_unsynced_s": round(oldest, 1) if oldest is not None else 0.0,
         "last_sync": store.get_state(STATE_LAST_SYNC),
+        "last_attempt": store.get_state(STATE_LAST_ATTEMPT),
         "hub_reachable": None if reachable is None else reachable == "1",
-        "enrolled": enrolled,
+        "hub_certificate_changed": store.get_state(STATE_CERT_CHANGED) == "1",
+        "last_error": store.get_state(STATE_LAST_ERROR) or None,
+        "open_alerts": store.open_alert_ids(),
+        "enrolled": info is not None,
+        "kiosk_id": info["kiosk_id"] if info else None,
         "set_aside": store.rejected_count(),
     }
+
+
+def _gpio_facts(store: Store) -> dict:
+    """What the running kiosk recorded about its GPIO (see kiosk.status)."""
+    try:
+        saved = json.loads(store.get_state("gpio") or "{}")
+    except ValueError:
+        return {}
+    if not isinstance(saved, dict):
+        return {}
+    return {str(k)[:40]: v for k, v in saved.items() if isinstance(v, (str, bool, int, type(None)))}
 
 
 # -- recovery -----------------------------------------------------------------
@@ -552,11 +595,17 @@ def sync_command(once: bool) -> None:
             worker.close()
         summary = dataclasses.asdict(result)
         click.echo(json.dumps(summary))
+        if result.certificate_changed:
+            click.echo(f"error: {result.error}; {result.remaining} record(s) waiting", err=True)
+            sys.exit(1)
         if not result.reachable:
             click.echo(f"hub could not be reached: {result.error}; {result.remaining} record(s) waiting", err=True)
             sys.exit(1)
-        if result.rejected or result.remaining:
+        if result.remaining:
             click.echo(f"warning: {result.remaining} record(s) still waiting", err=True)
+        if result.rejected or result.set_aside:
+            click.echo(f"warning: {result.rejected + result.set_aside} record(s) set aside this time; "
+                       "they stay on the device (see `clinic-kiosk status`)", err=True)
         sys.exit(0 if result.remaining == 0 else 1)
 
     def _stop(signum, frame):

@@ -15,10 +15,12 @@ from .runtime import media_manifest_path
 
 def _validate_config(path: Path | None, problems: list[str]) -> config_mod.Config | None:
     try:
-        return config_mod.load(path)
+        cfg = config_mod.load(path)
     except config_mod.ConfigError as exc:
         problems.extend(exc.problems)
         return None
+    problems.extend(config_mod.staff_pin_problems(cfg))
+    return cfg
 
 
 def _validate_pack(path: Path | None, problems: list[str], warnings: list[str],

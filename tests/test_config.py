@@ -51,3 +51,19 @@ def test_shipped_example_config_is_the_documented_defaults():
     shipped = Path(__file__).resolve().parent.parent / "deploy" / "kiosk.toml"
     assert shipped.read_text() == config.documented_defaults() + "\n"
     assert config.load(shipped) == config.Config(source=str(shipped))
+
+
+def test_validate_refuses_a_configuration_without_a_staff_pin(tmp_path):
+    from kiosk.staff import hash_pin
+    from kiosk.validate import validate_paths
+
+    bare = write(tmp_path, '[clinic]\nname = "Riverside"\n')
+    problems, _ = validate_paths([str(bare)], None)
+    assert problems == [f"{bare}:kiosk.staff_pin_hash: no staff PIN set; run `echo NEW-PIN | clinic-kiosk set-pin` "
+                        "and put the line it prints under [kiosk]"]
+    garbled = tmp_path / "garbled.toml"
+    garbled.write_text('[kiosk]\nstaff_pin_hash = "2468"\n')
+    assert "not a PIN hash" in validate_paths([str(garbled)], None)[0][0]
+    good = tmp_path / "good.toml"
+    good.write_text(f'[kiosk]\nstaff_pin_hash = "{hash_pin("8642")}"\n')
+    assert validate_paths([str(good)], None)[0] == []

@@ -69,3 +69,29 @@ def test_alerts_jump_the_queue(tmp_path):
     store.add("alert", {"kind": "emergency"})
     assert [r["kind"] for r in store.sync_pending()] == ["alert", "visit", "visit"]
     store.close()
+
+
+def test_raised_alerts_stay_open_until_acknowledged_and_outlive_their_outbox_row(tmp_path):
+    store = Store.open(tmp_path / "kiosk.db")
+    emergency = store.add("alert", {"kind": "emergency"})
+    call = store.add("staff-call", {"kind": "staff-call"})
+    store.add("alert", {"kind": "acknowledged"})  # a local hold-to-acknowledge raises nothing
+    store.add("visit", {"n": 1})
+    assert store.open_alert_ids() == [emergency, call]
+    store.mark_acked([emergency, call])  # the hub has them; staff have not seen them yet
+    assert store.open_alert_ids() == [emergency, call]
+    assert store.close_alerts([call, "not-an-alert"]) == [call]
+    assert store.close_alerts([call]) == []
+    assert store.open_alert_ids() == [emergency]
+    store.close()
+
+
+def test_a_record_is_set_aside_after_the_allowed_failures(tmp_path):
+    store = Store.open(tmp_path / "kiosk.db")
+    rid = store.add("visit", {"n": 1})
+    other = store.add("visit", {"n": 2})
+    assert store.bump_attempts([rid], set_aside_after=2) == []
+    assert store.bump_attempts([rid], set_aside_after=2) == [rid]
+    assert [r["id"] for r in store.sync_pending()] == [other]
+    assert store.rejected_count() == 1
+    store.close()

@@ -18,25 +18,34 @@ import logging
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import protocol as p
 from .db import HubRepository
-from .deps import HubState
+from .deps import SCOPE_KIOSK, HubState, check_token
 from .errors import Refused
 from .routers import sync
 
 log = logging.getLogger(__name__)
 
 
-class BodyGuard:
-    """ASGI middleware that refuses request bodies that are too large or not
-    JSON *before* anything reads them, so an oversized upload costs the hub
-    no memory and a form post never reaches the JSON parser."""
+#: Paths whose requests need a device token; it is checked before the body is read.
+TOKEN_PATHS = frozenset({p.RECORDS_PATH, p.HEARTBEAT_PATH})
 
-    def __init__(self, app: ASGIApp, max_bytes: int = p.MAX_BODY_BYTES):
+
+class BodyGuard:
+    """ASGI middleware that refuses request bodies that are too large (or, on
+    the sync API, not JSON) *before* anything reads them, so an oversized upload costs the hub
+    no memory and a form post never reaches the JSON parser. On the
+    kiosk-only paths (:data:`TOKEN_PATHS`) the device token is checked first:
+    a request without a valid one is answered 401 without reading a byte of
+    its body."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int = p.MAX_BODY_BYTES, repo: HubRepository | None = None):
         self.app = app
         self.max_bytes = max_bytes
+        self.repo = repo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -44,9 +53,17 @@ class BodyGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        if ctype != "application/json":
+        # The sync API takes JSON only; the staff pages' forms are bounded in size alone.
+        if scope["path"].startswith(p.API_PREFIX + "/") and ctype != "application/json":
             await _problem(send, 415, f"Content-Type must be application/json, got {ctype[:60] or 'none'!r}")
             return
+        if self.repo is not None and scope["path"] in TOKEN_PATHS:
+            try:
+                kiosk = await run_in_threadpool(check_token, self.repo, headers.get("authorization"))
+            except Refused as exc:
+                await _problem(send, exc.status, exc.detail, [(b"www-authenticate", b"Bearer")])
+                return
+            scope.setdefault("state", {})[SCOPE_KIOSK] = kiosk
         length = headers.get("content-length")
         if length is not None:
             if not length.isdigit():
@@ -84,13 +101,14 @@ class BodyGuard:
         await self.app(scope, replay, send)
 
 
-async def _problem(send: Send, status: int, detail: str) -> None:
+async def _problem(send: Send, status: int, detail: str, extra_headers: list | None = None) -> None:
     body = json.dumps({"detail": detail, "ids": []}).encode()
     await send(
         {
             "type": "http.response.start",
             "status": status,
-            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
+                        *(extra_headers or [])],
         }
     )
     await send({"type": "http.response.body", "body": body})
@@ -128,7 +146,7 @@ def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public
         description="Sync API for clinic intake kiosks.",
     )
     app.state.hub = HubState(repo, private_key, public_key, cert_sha256)
-    app.add_middleware(BodyGuard)
+    app.add_middleware(BodyGuard, repo=repo)
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused):

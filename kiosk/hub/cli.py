@@ -24,9 +24,9 @@ import click
 import nacl.exceptions
 import nacl.pwhash
 
-from ..protocol import cert_fingerprint
+from ..protocol import cert_fingerprint, redact_text, redact_url
 from . import export as exports
-from .db import DatabaseURLError, HubRepository, open_backend, redact_url
+from .db import DatabaseURLError, HubRepository, open_backend
 from .keys import (
     HubFiles,
     NotInitialised,
@@ -76,7 +76,7 @@ def _repo(files: HubFiles, db: str | None) -> HubRepository:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # psycopg raises many kinds; all mean "cannot connect"
         raise click.ClickException(
-            f"cannot open database {redact_url(url)}: {type(exc).__name__}: {exc}".splitlines()[0]
+            redact_text(f"cannot open database {redact_url(url)}: {type(exc).__name__}: {exc}", url).splitlines()[0]
         ) from None
     repo = HubRepository(backend)
     repo.migrate()
@@ -156,11 +156,15 @@ def init(data: Path, db: str | None, admin: str) -> None:
 @db_option
 @click.option("--host", default="0.0.0.0", show_default=True, help="Address to listen on.")
 @click.option("--port", default=8443, show_default=True, type=click.IntRange(1, 65535))
-def serve(data: Path, db: str | None, host: str, port: int) -> None:
+@click.option("--request-timeout", "request_timeout", default=10.0, show_default=True,
+              type=click.FloatRange(0.5, 300),
+              help="Seconds a client has to send a whole request; slower or idle connections are closed.")
+def serve(data: Path, db: str | None, host: str, port: int, request_timeout: float) -> None:
     """Serves the sync API over TLS (OpenAPI at /openapi.json)."""
     import uvicorn
 
     from .app import create_app
+    from .serving import uvicorn_settings
 
     files = HubFiles(data)
     try:
@@ -180,6 +184,7 @@ def serve(data: Path, db: str | None, host: str, port: int) -> None:
         log_level="warning",
         # Access logs carry no patient data but are noise on a Pi's journal.
         access_log=False,
+        **uvicorn_settings(request_timeout),
     )
 
 

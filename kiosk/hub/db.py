@@ -7,7 +7,9 @@ start-up and recorded in ``hub_migrations``.
 
 >>> backend = open_backend("sqlite:///:memory:")
 >>> repo = HubRepository(backend)
->>> repo.migrate()
+>>> applied = repo.migrate()
+>>> repo.count_records()
+0
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
+
+from ..protocol import CODE_ALPHABET, CODE_ID_CHARS, CODE_SECRET_CHARS, code_password, redact_url
 
 
 def utcnow() -> str:
@@ -178,16 +182,6 @@ def open_backend(url: str) -> Backend:
     )
 
 
-def redact_url(url: str) -> str:
-    """The URL without its password, for messages and logs."""
-    if "@" in url and "://" in url:
-        scheme, rest = url.split("://", 1)
-        creds, host = rest.rsplit("@", 1)
-        user = creds.split(":", 1)[0]
-        return f"{scheme}://{user}:***@{host}" if ":" in creds else url
-    return url
-
-
 # Each migration is a list of statements valid on both SQLite and PostgreSQL.
 MIGRATIONS: list[tuple[str, list[str]]] = [
     (
@@ -252,6 +246,27 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
         ],
     ),
+    (
+        "004_enrollment",
+        [
+            # Codes of the SPAKE2 enrollment (kiosk.protocol): keyed by the
+            # code's public id, holding the derived password instead of the
+            # code; ``attempts`` counts exchanges started, so a code that is
+            # being guessed at is burned after a few.
+            "drop table enroll_codes",
+            """create table enrollment_codes (
+                code_id text primary key,
+                password text not null,
+                created_at text not null,
+                expires_at text not null,
+                attempts integer not null default 0,
+                used_at text,
+                kiosk_id text
+            )""",
+            # One intake is one visit record, whatever record ids a kiosk uses.
+            "create unique index records_intake_id on records (intake_id)",
+        ],
+    ),
 ]
 
 
@@ -310,37 +325,73 @@ class HubRepository:
     # -- enrollment -----------------------------------------------------------
 
     def new_enroll_code(self, valid_for: dt.timedelta = dt.timedelta(hours=24)) -> str:
-        """A fresh one-time code, e.g. ``K7QF-93XM-2PLA``; only its hash is kept."""
-        alphabet = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O, 1/I: read aloud
-        raw = "".join(secrets.choice(alphabet) for _ in range(12))
-        code = "-".join(raw[i : i + 4] for i in range(0, 12, 4))
+        """A fresh one-time code, e.g. ``K7QF-93XM-2PLA``: the first group is
+        its id, the rest the secret; the hub keeps only the SPAKE2 password
+        derived from it."""
         now = dt.datetime.now(dt.timezone.utc)
-        with self.backend.transaction() as tx:
-            tx.execute(
-                "insert into enroll_codes (code_hash, created_at, expires_at) values (?, ?, ?)",
-                [hash_secret(normalise_code(code)), now.isoformat(), (now + valid_for).isoformat()],
-            )
-        return code
+        while True:
+            raw = "".join(secrets.choice(CODE_ALPHABET) for _ in range(CODE_ID_CHARS + CODE_SECRET_CHARS))
+            code_id, secret = raw[:CODE_ID_CHARS], raw[CODE_ID_CHARS:]
+            with self.backend.transaction() as tx:
+                tx.execute(
+                    "insert into enrollment_codes (code_id, password, created_at, expires_at) "
+                    "values (?, ?, ?, ?) on conflict do nothing",
+                    [code_id, code_password(code_id, secret).decode("ascii"), now.isoformat(),
+                     (now + valid_for).isoformat()],
+                )
+                if tx.rowcount == 1:
+                    break
+        return "-".join(raw[i : i + 4] for i in range(0, len(raw), 4))
 
-    def redeem_enroll_code(self, code: str, kiosk_id: str) -> str | None:
-        """Uses up ``code`` and returns a new device token, or None when the
-        code is unknown, used or expired. One transaction, so two kiosks
-        racing for one code cannot both win."""
+    def start_enrollment(self, code_id: str, max_attempts: int) -> bytes:
+        """Counts one exchange on ``code_id`` and returns its SPAKE2 password.
+        Raises :class:`CodeRefused` (with a message for the kiosk) when the
+        code is unknown, used, expired or burned by failed attempts."""
+        now = utcnow()
+        with self.backend.transaction() as tx:
+            row = tx.execute(
+                "select password, expires_at, attempts, used_at from enrollment_codes where code_id = ?",
+                [code_id],
+            ).fetchone()
+            if row is None or row[3] is not None or row[1] <= now:
+                raise CodeRefused(
+                    "enrollment code is not valid (unknown, already used or expired): "
+                    "run `clinic-hub enroll-code` for a new one"
+                )
+            if int(row[2]) >= max_attempts:
+                raise CodeRefused(
+                    f"enrollment code was burned after {max_attempts} failed attempts: "
+                    "run `clinic-hub enroll-code` for a new one"
+                )
+            tx.execute("update enrollment_codes set attempts = attempts + 1 where code_id = ?", [code_id])
+        return row[0].encode("ascii")
+
+    def finish_enrollment(self, code_id: str, name: str) -> tuple[str, str]:
+        """Uses up ``code_id`` and enrolls a kiosk called ``name``: returns
+        (its new unique kiosk id, its device token). One transaction, so two
+        kiosks racing for one code cannot both win."""
         now = utcnow()
         token = secrets.token_urlsafe(32)
         with self.backend.transaction() as tx:
             tx.execute(
-                "update enroll_codes set used_at = ?, used_by = ? "
-                "where code_hash = ? and used_at is null and expires_at > ?",
-                [now, kiosk_id, hash_secret(normalise_code(code)), now],
+                "update enrollment_codes set used_at = ? where code_id = ? and used_at is null", [now, code_id]
             )
             if tx.rowcount != 1:
-                return None
+                raise CodeRefused("enrollment code was used by another kiosk meanwhile")
+            while True:
+                kiosk_id = f"{_slug(name)}-{secrets.token_hex(3)}"
+                tx.execute(
+                    "insert into kiosks (kiosk_id, name, enrolled_at) values (?, ?, ?) on conflict do nothing",
+                    [kiosk_id, name, now],
+                )
+                if tx.rowcount == 1:
+                    break
+            tx.execute("update enrollment_codes set kiosk_id = ? where code_id = ?", [kiosk_id, code_id])
             tx.execute(
                 "insert into kiosk_tokens (token_hash, kiosk_id, created_at) values (?, ?, ?)",
                 [hash_secret(token), kiosk_id, now],
             )
-        return token
+        return kiosk_id, token
 
     def kiosk_for_token(self, token: str) -> str | None:
         with self.backend.transaction() as tx:
@@ -357,7 +408,10 @@ class HubRepository:
                 "update kiosk_tokens set revoked_at = ? where kiosk_id = ? and revoked_at is null",
                 [utcnow(), kiosk_id],
             )
-            return tx.rowcount
+            revoked = tx.rowcount
+            tx.execute("update kiosks set revoked_at = ? where kiosk_id = ? and revoked_at is null",
+                       [utcnow(), kiosk_id])
+            return revoked
 
     # -- kiosks and alert acknowledgements -------------------------------------
 
@@ -435,7 +489,9 @@ class HubRepository:
                 tx.execute(
                     "insert into records (id, kind, kiosk_id, digest, received_at, intake_id, "
                     "submitted_at, payload) values (?, ?, ?, ?, ?, ?, ?, ?) "
-                    "on conflict (id) do nothing",
+                    # Any unique key (the id, or the intake id under another
+                    # record id): a clash is sorted out below, never a 500.
+                    "on conflict do nothing",
                     [rec.id, rec.kind, kiosk_id, rec.digest, now, rec.intake_id,
                      rec.submitted_at, rec.payload_json],
                 )
@@ -481,6 +537,13 @@ class HubRepository:
             return [tuple(r) for r in tx.execute(sql, params).fetchall()]
 
 
-def normalise_code(code: str) -> str:
-    """Codes are read aloud and typed: ignore case, spaces and dashes."""
-    return "".join(ch for ch in code.upper() if ch.isalnum())
+class CodeRefused(Exception):
+    """An enrollment code that cannot be used; the message says why."""
+
+
+def _slug(name: str) -> str:
+    """A kiosk name as the readable start of its id: ``Front desk`` -> ``front-desk``."""
+    out = "".join(ch if ch.isascii() and ch.isalnum() else "-" for ch in name.lower()).strip("-")
+    while "--" in out:
+        out = out.replace("--", "-")
+    return out[:24].strip("-") or "kiosk"

@@ -153,9 +153,10 @@ class Hub:
     """A `clinic-hub` on 127.0.0.1: initialised in a temp dir, served by a
     subprocess that tests may kill and start again on the same port."""
 
-    def __init__(self, data: Path, db: str):
+    def __init__(self, data: Path, db: str, serve_args: tuple[str, ...] = ()):
         self.data = data
         self.db = db
+        self.serve_args = serve_args
         self.port = free_port()
         self.proc: subprocess.Popen | None = None
         self.log = data.parent / "hub.log"
@@ -176,7 +177,7 @@ class Hub:
         logf = open(self.log, "ab")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "kiosk.hub.cli", "serve", "--data", str(self.data), "--db", self.db,
-             "--host", "127.0.0.1", "--port", str(self.port)],
+             "--host", "127.0.0.1", "--port", str(self.port), *self.serve_args],
             stdout=logf, stderr=subprocess.STDOUT, cwd=REPO_ROOT,
         )
         logf.close()

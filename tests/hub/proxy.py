@@ -105,3 +105,66 @@ class FaultyProxy:
         self._accept.join(2)
         for t in self._threads:
             t.join(2)
+
+
+class InterceptingProxy:
+    """A machine in the middle: terminates the kiosk's TLS with a certificate
+    of its own, relays every request to the real hub, and (with
+    ``swap_key``) puts its own public key into the hub's answers, as an
+    attacker who wants the kiosk to seal visits to it would. ``seen`` keeps
+    every request body it relayed."""
+
+    def __init__(self, target_url: str, workdir, swap_key: bytes | None = None):
+        import base64
+        import http.server
+        import json
+        import ssl
+
+        import httpx
+
+        from kiosk.hub.keys import HubFiles, create_tls_certificate
+
+        files = HubFiles(workdir)
+        workdir.mkdir(parents=True, exist_ok=True)
+        create_tls_certificate(files)
+        self.seen: list[bytes] = []
+        upstream = httpx.Client(base_url=target_url, verify=False, timeout=10)
+        proxy = self
+
+        class Relay(http.server.BaseHTTPRequestHandler):
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                proxy.seen.append(body)
+                resp = upstream.post(self.path, content=body, headers={"Content-Type": "application/json"})
+                out = resp.content
+                if swap_key is not None and resp.status_code == 200:
+                    doc = json.loads(out)
+                    if "public_key" in doc:
+                        doc["public_key"] = base64.b64encode(swap_key).decode()
+                        out = json.dumps(doc).encode()
+                self.send_response(resp.status_code)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(out)))
+                self.end_headers()
+                self.wfile.write(out)
+
+            def log_message(self, *args):
+                pass
+
+        self._server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Relay)
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(files.tls_cert, files.tls_key)
+        self._server.socket = ctx.wrap_socket(self._server.socket, server_side=True)
+        self._upstream = upstream
+        self.port = self._server.server_address[1]
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    @property
+    def url(self) -> str:
+        return f"https://127.0.0.1:{self.port}"
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._upstream.close()

@@ -60,10 +60,16 @@ def test_a_batch_refused_as_a_whole_is_split_and_a_single_record_set_aside():
     assert read_outcome(413, {"detail": "too big"}, ["a"]).rejected == ["a"]
 
 
-@pytest.mark.parametrize("status", [500, 502, 503, 504, 429])
-def test_server_trouble_means_try_later(status):
+@pytest.mark.parametrize("status", [502, 503, 504, 429])
+def test_a_hub_that_is_away_or_busy_means_try_later(status):
     with pytest.raises(HubUnreachable):
         read_outcome(status, None, IDS)
+
+
+@pytest.mark.parametrize("status", [500, 501, 507])
+def test_a_hub_that_fails_on_a_batch_is_told_apart_from_one_that_is_away(status):
+    out = read_outcome(status, {"detail": "Internal Server Error"}, IDS)
+    assert out.failed and not (out.acked or out.rejected)
 
 
 def test_revoked_token_says_enroll_again():
