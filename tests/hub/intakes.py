@@ -145,7 +145,7 @@ def store(repo, visits: Iterable[dict | tuple[str, str, str]], kiosk_id: str = "
         else:
             rid, at, text = v
         batch.append([rid, kiosk_id, hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest(),
-                      at, rid, at, text])
+                      at or "2026-11-21T12:00:00.000+00:00", rid, at, text])
         n += 1
         if len(batch) >= per_tx:
             flush()
