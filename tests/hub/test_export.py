@@ -181,6 +181,7 @@ def test_fhir_export_is_a_valid_r4_bundle_of_questionnaire_responses(repo):
     emergency = intake(2)
     emergency["status"] = "emergency"
     emergency["questionnaire_response"]["status"] = "stopped"
+    emergency["questionnaire_response"]["id"] = "an-id-of-the-kiosks-own"
     old_kiosk = intake(3, with_response=False)
     old_kiosk["status"] = "emergency"
     old_kiosk["answers"]["note"] = "  "
@@ -445,3 +446,14 @@ def test_cli_export_shows_a_progress_bar_on_a_terminal(hub_dir, tmp_path):
     assert "exporting csv" in text and "100%" in text
     assert "3 intake(s) exported" in text
     assert len(out.read_text().splitlines()) == 4
+
+
+def test_pdf_of_characters_the_font_lacks_logs_no_patient_data(repo, caplog):
+    import logging
+
+    store(repo, [intake(1, given="李小龍", family="Łukasiewicz")])
+    caplog.set_level(logging.DEBUG)
+    data, report = run("pdf", repo)
+    assert data.startswith(b"%PDF-") and report.exported == 1
+    assert "李" not in caplog.text and "\\u674e" not in caplog.text
+    assert any("no glyph" in line for line in report.lines())

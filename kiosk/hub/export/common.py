@@ -43,7 +43,7 @@ class Report:
             out.append(f"warning: {len(self.skipped)} stored record(s) could not be read and were "
                        f"left out: {named}{more}")
         for what, n in sorted(self.notes.items()):
-            out.append(f"warning: {n} intake(s): {what}")
+            out.append(f"warning: {what} ({n} time(s))")
         return out
 
 

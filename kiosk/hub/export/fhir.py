@@ -104,22 +104,56 @@ def from_answers(visit: StoredVisit, report: Report) -> dict:
     return response
 
 
-def response_for(visit: StoredVisit, report: Report) -> dict:
-    """The QuestionnaireResponse of one stored visit, with the intake id as
-    its resource id."""
-    stored = visit.questionnaire_response
-    if (isinstance(stored, dict) and stored.get("resourceType") == "QuestionnaireResponse"
-            and stored.get("status") in RESPONSE_STATUSES):
-        response = stored
+class _Visit(msgspec.Struct):
+    """What the FHIR export reads of a stored visit; the answers and the
+    kiosk's response are kept as raw JSON until needed."""
+
+    intake_id: Any = None
+    submitted_at: Any = None
+    status: Any = None
+    answers: msgspec.Raw = msgspec.Raw(b"null")
+    questionnaire_response: msgspec.Raw = msgspec.Raw(b"null")
+
+
+class _ResponseHead(msgspec.Struct):
+    resourceType: Any = None
+    status: Any = None
+    id: Any = None
+
+
+_decode_head = msgspec.json.Decoder(_ResponseHead).decode
+_decode_any = msgspec.json.Decoder().decode
+_encode = msgspec.json.Encoder().encode
+
+
+def response_for(visit: _Visit, report: Report) -> bytes:
+    """The QuestionnaireResponse of one stored visit as JSON, with the
+    intake id as its resource id.
+
+    The kiosk's own response is passed on as the bytes it sent, the id
+    spliced in, which spares decoding and encoding every item; a response
+    that is not one is replaced by :func:`from_answers`.
+    """
+    own_id = visit.intake_id if isinstance(visit.intake_id, str) and FHIR_ID.fullmatch(visit.intake_id) else None
+    raw = bytes(visit.questionnaire_response)
+    try:
+        head = _decode_head(raw) if raw != b"null" else None
+    except msgspec.DecodeError:
+        head = None
+    if head is not None and head.resourceType == "QuestionnaireResponse" and head.status in RESPONSE_STATUSES:
+        if head.id is None:
+            return b'{"id":' + _encode(own_id) + b"," + raw[1:] if own_id else raw
+        response = _decode_any(raw)
     else:
-        if stored is not None:
+        if raw != b"null":
             report.note("the stored questionnaire_response was unusable; rebuilt from the answers")
-        response = from_answers(visit, report)
-    if isinstance(visit.intake_id, str) and FHIR_ID.fullmatch(visit.intake_id):
-        response["id"] = visit.intake_id
+        response = from_answers(StoredVisit(status=visit.status, submitted_at=visit.submitted_at,
+                                            answers=_decode_any(visit.answers)), report)
+    if own_id:
+        response["id"] = own_id
     else:
         response.pop("id", None)
-    return response
+    return _encode(response)
 
 
 def _full_url(intake_id: Any) -> str | None:
@@ -133,21 +167,18 @@ def _full_url(intake_id: Any) -> str | None:
 
 def stream(repo, since: str | None, before: str | None, report: Report,
            progress: Callable[[int], None] | None) -> Iterator[bytes]:
-    encode = msgspec.json.Encoder().encode
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    yield b'{"resourceType":"Bundle","type":"collection","timestamp":' + encode(now)
+    yield b'{"resourceType":"Bundle","type":"collection","timestamp":' + _encode(now)
     # FHIR allows no empty arrays: "entry" is opened by the first intake.
     separator = b',"entry":['
     buf = bytearray()
-    decoder = msgspec.json.Decoder(StoredVisit)
+    decoder = msgspec.json.Decoder(_Visit)
     for _, _, visit in counted(read_visits(repo, since, before, decoder, report), report, progress):
-        entry: dict[str, Any] = {}
-        url = _full_url(visit.intake_id)
-        if url:
-            entry["fullUrl"] = url
-        entry["resource"] = response_for(visit, report)
         buf += separator
-        buf += encode(entry)
+        url = _full_url(visit.intake_id)
+        buf += b'{"fullUrl":' + _encode(url) + b',"resource":' if url else b'{"resource":'
+        buf += response_for(visit, report)
+        buf += b"}"
         separator = b","
         if len(buf) > 1 << 16:
             yield bytes(buf)

@@ -16,6 +16,7 @@ time, so accents and names like "Zoë Łukasiewicz" print as written.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 import os
 import re
 from typing import Any, Callable, Iterator
@@ -324,4 +325,26 @@ def stream(repo, since: str | None, before: str | None, report: Report,
         doc.add_page()
         doc.text_line(0, 10, "No intakes in this date range.", "B", 14)
     doc.set_creation_date(dt.datetime.now(dt.timezone.utc))
-    yield bytes(doc.output())
+    glyphs = _MissingGlyphs(report)
+    logger = logging.getLogger("fpdf.output")
+    logger.addFilter(glyphs)
+    try:
+        data = bytes(doc.output())
+    finally:
+        logger.removeFilter(glyphs)
+    yield data
+
+
+class _MissingGlyphs(logging.Filter):
+    """fpdf2 logs the characters a font lacks, which would put patient
+    names in the hub's log; count them in the report instead."""
+
+    def __init__(self, report: Report):
+        super().__init__()
+        self.report = report
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if "missing the following glyphs" in str(record.msg):
+            self.report.note("some characters have no glyph in DejaVu Sans and print blank")
+            return False
+        return True
