@@ -236,6 +236,18 @@ def _day(value: str | None, option: str) -> str | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
 
 
+def _to_stdout(chunks) -> None:
+    stdout = sys.stdout.buffer
+    try:
+        for chunk in chunks:
+            stdout.write(chunk)
+        stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`) has gone: stop quietly, as shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
+
+
 @main.command("export")
 @click.option("--format", "fmt", type=click.Choice(list(exports.FORMATS)), default="csv", show_default=True)
 @click.option("--since", default=None, help="Only intakes submitted on or after this day (YYYY-MM-DD).")
@@ -258,9 +270,6 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
     repo = _open(data, db)
     report = exports.Report()
     bar = None
-    if sys.stderr.isatty():
-        total = repo.count_visits(*exports.day_range(since_day, until_day))
-        bar = click.progressbar(length=total, label=f"exporting {fmt}", file=sys.stderr)
     done = 0
 
     def progress(n: int) -> None:
@@ -269,14 +278,14 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
         done = n
 
     try:
+        if sys.stderr.isatty():
+            total = repo.count_visits(*exports.day_range(since_day, until_day))
+            bar = click.progressbar(length=total, label=f"exporting {fmt}", file=sys.stderr)
         chunks = exports.stream(fmt, repo, since_day, until_day, report=report,
                                 progress=progress if bar else None)
         with bar or contextlib.nullcontext():
             if out is None:
-                stdout = sys.stdout.buffer
-                for chunk in chunks:
-                    stdout.write(chunk)
-                stdout.flush()
+                _to_stdout(chunks)
             else:
                 exports.write_file(out, chunks, data_dir=data)
     except exports.ExportError as exc:

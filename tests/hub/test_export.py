@@ -20,7 +20,7 @@ from kiosk.hub.export import fhir as fhir_export
 from kiosk.hub.export import pdf as pdf_export
 from kiosk.hub.export import table
 
-from .intakes import NOTICE, QUESTIONNAIRE, intake, store
+from .intakes import QUESTIONNAIRE, intake, store
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
