@@ -242,10 +242,18 @@ def bad_records() -> list:
     odd["result"]["codes"] = 5
     odd["result"]["scores"] = {"startback": "high"}
     odd["answers"]["control"] = "a\x00b\x07c"
+    # Nesting the JSON parser still reads, in an answer and in the response.
+    deep = intake(23)
+    text = json.dumps(deep, ensure_ascii=False)
+    text = text.replace('"phone": "+34 600 123 456"', '"phone": ' + "[" * 900 + "]" * 900)
+    items = '{"linkId": "d", "item": [' * 60 + '{"linkId": "leaf"}' + "]}" * 60
+    text = text.replace('"item": [{"linkId": "about-you"', f'"item": [{items}, {{"linkId": "about-you"')
     return [
         intake(1),
         ("broken", "2026-11-21T09:00:00.000+00:00", '{"intake_id": "x", "answers": {'),
         ("a-list", "2026-11-21T09:00:01.000+00:00", "[1, 2, 3]"),
+        ("too-deep", "2026-11-21T09:00:02.000+00:00", '{"answers": {"x": ' + "[" * 100_000 + "]" * 100_000 + "}}"),
+        (deep["intake_id"], deep["submitted_at"], text),
         wrong_types, huge, odd,
     ]
 
@@ -254,26 +262,28 @@ def bad_records() -> list:
 def test_one_bad_stored_value_never_breaks_an_export(repo, fmt):
     store(repo, bad_records())
     data, report = run(fmt, repo)
-    assert report.exported == 4
-    assert report.skipped == {"broken": "broken JSON", "a-list": "payload is not a JSON object"}
+    assert report.exported == 5
+    assert report.skipped == {"broken": "broken JSON", "a-list": "payload is not a JSON object",
+                              "too-deep": "JSON nested too deeply"}
     warnings = "\n".join(report.lines())
     assert "broken" in warnings and "a-list" in warnings
     assert "Zoë" not in warnings and "Łukasiewicz" not in warnings  # no patient data in warnings
     if fmt == "csv":
         header, rows = csv_rows(data)
-        assert len(rows) == 4
+        assert len(rows) == 5
         huge = next(r for r in rows if r["intake_id"] == intake(21)["intake_id"])
         assert len(huge["free-text"]) == table.MAX_CELL + len(table.CUT_MARK)
         assert any("was cut" in w for w in report.lines())
         assert next(r for r in rows if r["intake_id"] == intake(22)["intake_id"])["codes"] == "5"
     elif fmt == "json":
-        assert len(data.splitlines()) == 4
+        assert len(data.splitlines()) == 5
     elif fmt == "fhir":
         bundle = validated_bundle(data)
-        assert len(bundle["entry"]) == 4
+        assert len(bundle["entry"]) == 5
         assert any("rebuilt from the answers" in w for w in report.lines())
     else:
         assert data.startswith(b"%PDF-")
+        assert not any("could not be laid out" in w for w in report.lines())
 
 
 # -- PDF ------------------------------------------------------------------------

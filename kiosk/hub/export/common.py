@@ -86,6 +86,9 @@ def read_visits(repo, since: str | None, before: str | None, decoder: msgspec.js
         except (msgspec.DecodeError, TypeError):
             report.skip(record_id, "broken JSON")
             continue
+        except RecursionError:
+            report.skip(record_id, "JSON nested too deeply")
+            continue
         yield record_id, kiosk_id, visit
 
 

@@ -41,10 +41,11 @@ def status_of(visit_status: Any) -> str:
     return "stopped" if visit_status in ("emergency", "stopped") else "completed"
 
 
-def answer_values(value: Any, report: Report) -> list[dict]:
-    """FHIR ``answer`` entries for one stored answer, typed by its JSON type."""
-    if isinstance(value, list):
-        return [a for v in value for a in answer_values(v, report)]
+def answer_values(value: Any, report: Report, in_list: bool = False) -> list[dict]:
+    """FHIR ``answer`` entries for one stored answer, typed by its JSON type
+    (a list is one answer per element)."""
+    if isinstance(value, list) and not in_list:
+        return [a for v in value for a in answer_values(v, report, in_list=True)]
     if isinstance(value, bool):
         return [{"valueBoolean": value}]
     if isinstance(value, int):

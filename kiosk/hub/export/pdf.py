@@ -63,6 +63,8 @@ OUTLINE = (120, 120, 120)
 # surrogate that slipped into a stored string cannot be encoded.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
 MAX_TEXT = 2000
+# Deeper than any questionnaire nests; a stored response nested deeper is cut.
+MAX_DEPTH = 12
 
 
 def font_paths() -> dict[str, str]:
@@ -80,22 +82,24 @@ def check_font() -> None:
     font_paths()
 
 
-def printable(value: Any) -> str:
+def printable(value: Any, depth: int = 0) -> str:
     """Any stored value as one line of printable text, cut at a length a
-    page can hold."""
+    page can hold (and at a depth of nesting no answer has)."""
+    if depth > 3:
+        return "…"
     if isinstance(value, bool):
         text = "yes" if value else "no"
     elif value is None:
         text = ""
     elif isinstance(value, list):
-        text = ", ".join(printable(v) for v in value)
+        text = ", ".join(printable(v, depth + 1) for v in value)
     elif isinstance(value, dict):
         if "display" in value or "code" in value:
-            text = printable(value.get("display") or value.get("code"))
+            text = printable(value.get("display") or value.get("code"), depth + 1)
         elif "value" in value:
-            text = f"{printable(value.get('value'))} {printable(value.get('unit'))}".strip()
+            text = f"{printable(value.get('value'), depth + 1)} {printable(value.get('unit'), depth + 1)}".strip()
         else:
-            text = ", ".join(f"{printable(k)}: {printable(v)}" for k, v in value.items())
+            text = ", ".join(f"{printable(k)}: {printable(v, depth + 1)}" for k, v in value.items())
     else:
         text = str(value)
     if len(text) > MAX_TEXT:
@@ -132,6 +136,9 @@ def answer_rows(visit: StoredVisit) -> list[tuple[int, str, str | None]]:
     rows: list[tuple[int, str, str | None]] = []
 
     def walk(items: Any, depth: int) -> None:
+        if depth > MAX_DEPTH:
+            rows.append((depth, "…", "(nested too deeply to print)"))
+            return
         for item in as_list(items):
             item = as_dict(item)
             label = printable(item.get("text") or item.get("linkId") or "?")

@@ -64,7 +64,10 @@ def _text(value: Any) -> str:
     if value is None:
         return ""
     if cls is list or cls is tuple:
-        return ";".join(_text(v) for v in value)
+        # One level only: nested lists and objects go out as JSON, without
+        # recursing here however deep a stored value is.
+        return ";".join(v if v.__class__ is str else _encode_sorted(v).decode("utf-8")
+                        if v.__class__ in (list, dict) else _text(v) for v in value)
     if cls is dict:
         return _encode_sorted(value).decode("utf-8")
     return str(value)
@@ -112,7 +115,7 @@ def link_ids(repo, since: str | None, before: str | None) -> list[str]:
     for _, _, payload in repo.iter_visits(since, before):
         try:
             keys.update(decode(payload).answers)
-        except (msgspec.DecodeError, TypeError):
+        except (msgspec.DecodeError, TypeError, RecursionError):
             continue
     return sorted(keys)
 
