@@ -43,6 +43,8 @@ FILE_SUFFIX = {"csv": ".csv", "json": ".jsonl", "fhir": ".json", "pdf": ".pdf"}
 # fpdf2 builds a whole document in memory; a printout of more intakes than
 # this is a mistake in the date range rather than something to print.
 PDF_MAX_INTAKES = 1000
+
+
 def day_range(since: dt.date | str | None, until: dt.date | str | None) -> tuple[str | None, str | None]:
     """Inclusive days ``since``..``until`` as the (since, before) bounds of
     :meth:`HubRepository.iter_visits`. ``until`` counts the whole day.

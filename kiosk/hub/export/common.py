@@ -25,11 +25,16 @@ class Report:
     and kinds of problem only, so it can be printed and logged."""
 
     exported: int = 0
-    skipped: dict[str, str] = field(default_factory=dict)
+    skipped: dict[str, str] = field(default_factory=dict)  # the first MAX_NAMED
+    skipped_count: int = 0
     notes: Counter = field(default_factory=Counter)
 
+    MAX_NAMED = 100
+
     def skip(self, record_id: str, why: str) -> None:
-        self.skipped[record_id] = why
+        self.skipped_count += 1
+        if len(self.skipped) < self.MAX_NAMED:
+            self.skipped[record_id] = why
 
     def note(self, what: str) -> None:
         self.notes[what] += 1
@@ -37,10 +42,10 @@ class Report:
     def lines(self, limit: int = 10) -> list[str]:
         """Warnings for standard error, at most ``limit`` record ids named."""
         out = []
-        if self.skipped:
+        if self.skipped_count:
             named = ", ".join(f"{rid} ({why})" for rid, why in list(self.skipped.items())[:limit])
-            more = f" and {len(self.skipped) - limit} more" if len(self.skipped) > limit else ""
-            out.append(f"warning: {len(self.skipped)} stored record(s) could not be read and were "
+            more = f" and {self.skipped_count - limit} more" if self.skipped_count > limit else ""
+            out.append(f"warning: {self.skipped_count} stored record(s) could not be read and were "
                        f"left out: {named}{more}")
         for what, n in sorted(self.notes.items()):
             out.append(f"warning: {what} ({n} time(s))")
@@ -56,8 +61,6 @@ class StoredVisit(msgspec.Struct):
     submitted_at: Any = None
     status: Any = None
     language: Any = None
-    visit_date: Any = None
-    content_version: Any = None
     answers: Any = None
     result: Any = None
     summary: Any = None

@@ -138,9 +138,9 @@ def stream(repo, since: str | None, before: str | None, report,
     known = set(columns)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS + [neutralise(k) for k in columns])
+    writer.writerow(CSV_COLUMNS + [cell(k) for k in columns])
     decoder = msgspec.json.Decoder(_Row)
-    for n, (record_id, kiosk_id, visit) in enumerate(
+    for n, (_, kiosk_id, visit) in enumerate(
         counted(read_visits(repo, since, before, decoder, report), report, progress)
     ):
         answers = visit.answers
