@@ -63,6 +63,7 @@ def make_intakes(url: str, n: int) -> None:
     template["intake_id"] = "@ID@"
     template["submitted_at"] = "@AT@"
     template["questionnaire_response"]["authored"] = "@AT@"
+    template["questionnaire_response"]["id"] = "@ID@"
     text = json.dumps(template, ensure_ascii=False)
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     backend = open_backend(url)

@@ -30,7 +30,7 @@ def _coding(code: str, display: str, system: str = ANSWERS_CS) -> dict:
 def questionnaire_response(visit: dict) -> dict:
     """The response the kiosk would build for ``visit``'s answers."""
     a = visit["answers"]
-    peg = round((a["peg-pain"] + a["peg-enjoyment"] + a["peg-activity"]) / 3, 1)
+    peg = visit["computed"]["peg-score"]
     about = [
         {"linkId": "given-name", "text": "Your first name", "answer": [{"valueString": a["given-name"]}]},
         {"linkId": "family-name", "text": "Your family name", "answer": [{"valueString": a["family-name"]}]},
@@ -55,12 +55,14 @@ def questionnaire_response(visit: dict) -> dict:
     questionnaires = [
         {"linkId": k, "text": f"PEG item {k}", "answer": [{"valueInteger": a[k]}]}
         for k in ("peg-pain", "peg-enjoyment", "peg-activity")
-    ] + [{"linkId": "peg", "text": "PEG score (calculated)", "answer": [{"valueDecimal": peg}]}] + [
+    ] + [{"linkId": "peg-score", "text": "PEG score (calculated)", "answer": [{"valueDecimal": peg}]}] + [
         {"linkId": k, "text": f"STarT Back item {k}", "answer": [_coding(a[k], a[k].capitalize())]}
         for k in sorted(a) if k.startswith("sbst-")
     ]
     return {
         "resourceType": "QuestionnaireResponse",
+        "id": visit["intake_id"],
+        "language": visit["language"],
         "questionnaire": QUESTIONNAIRE,
         "status": "stopped" if visit["status"] == "emergency" else "completed",
         "authored": visit["submitted_at"],
@@ -103,6 +105,9 @@ def intake(i: int, kiosk_id: str = "kiosk-1", given: str = "Zoë", family: str =
         "visit_date": day.isoformat(),
         "content_version": "default-1.0.0",
         "answers": answers,
+        # Calculated items: the kiosk computes them, the patient is never asked.
+        "computed": {"peg-score": round((answers["peg-pain"] + answers["peg-enjoyment"]
+                                   + answers["peg-activity"]) / 3, 1)},
         "not_answered": [],
         "result": {"tier": "urgent", "codes": ["ci-blood-thinner", "rf-cancer"],
                    "scores": {"pain-now": i % 11, "peg": 5.3,

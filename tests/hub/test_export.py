@@ -75,12 +75,15 @@ def test_visits_are_read_in_chunks_oldest_first_each_exactly_once(repo):
 
 
 def test_csv_has_the_contract_columns_then_one_per_linkid(repo):
-    store(repo, [intake(i) for i in range(3)], kiosk_id="kiosk-7")
+    visits = [intake(i) for i in range(3)]
+    visits[2]["answers"]["tier"] = "a clinic's own item named like a fixed column"
+    store(repo, visits, kiosk_id="kiosk-7")
     data, report = run("csv", repo)
     header, rows = csv_rows(data)
     assert header[: len(export.CSV_COLUMNS)] == export.CSV_COLUMNS
     link_ids = header[len(export.CSV_COLUMNS):]
-    assert link_ids == sorted(intake(0)["answers"])
+    # The calculated item too; a linkId named like a fixed column keeps both.
+    assert link_ids == sorted([*intake(0)["answers"], "peg-score", "tier (answer)"])
     assert [r["intake_id"] for r in rows] == [intake(i)["intake_id"] for i in range(3)]
     first = rows[0]
     # The kiosk whose token sent the record, not the one named in the payload.
@@ -89,6 +92,8 @@ def test_csv_has_the_contract_columns_then_one_per_linkid(repo):
     assert (first["pain_now"], first["peg"]) == ("0", "5.3")
     assert (first["startback_total"], first["startback_psychosocial"], first["startback_risk"]) == ("4", "2", "medium")
     assert first["given-name"] == "Zoë" and first["family-name"] == "Łukasiewicz"
+    assert first["peg-score"] == "5.3" and first["tier (answer)"] == ""
+    assert rows[2]["tier (answer)"] == "a clinic's own item named like a fixed column" and rows[2]["tier"] == "urgent"
     assert first["pain-areas"] == "lower-back;left-leg" and first["rf-cancer"] == "true"
     assert json.loads(first["height"]) == {"value": 170, "unit": "cm"}
     assert report.exported == 3 and not report.lines()
@@ -187,12 +192,16 @@ def test_fhir_export_is_a_valid_r4_bundle_of_questionnaire_responses(repo):
     old_kiosk["answers"]["note"] = "  "
     old_kiosk["answers"]["weight-kg"] = 71.5
     old_kiosk["answers"]["wake-time"] = "07:30:00"
-    store(repo, [intake(1), emergency, old_kiosk])
+    no_id = intake(4)
+    del no_id["questionnaire_response"]["id"]
+    sent = [intake(1), emergency, old_kiosk, no_id]
+    store(repo, sent)
 
     bundle = validated_bundle(run("fhir", repo)[0])
     responses = [e["resource"] for e in bundle["entry"]]
-    assert [e["fullUrl"] for e in bundle["entry"]] == [f"urn:uuid:{v['intake_id']}" for v in (intake(1), emergency, old_kiosk)]
-    assert [r["id"] for r in responses] == [v["intake_id"] for v in (intake(1), emergency, old_kiosk)]
+    assert [e["fullUrl"] for e in bundle["entry"]] == [f"urn:uuid:{v['intake_id']}" for v in sent]
+    assert [r["id"] for r in responses] == [v["intake_id"] for v in sent]
+    assert responses[3] == {**no_id["questionnaire_response"], "id": no_id["intake_id"]}
 
     kiosk_built = responses[0]
     assert kiosk_built["questionnaire"] == QUESTIONNAIRE and kiosk_built["status"] == "completed"
@@ -202,7 +211,7 @@ def test_fhir_export_is_a_valid_r4_bundle_of_questionnaire_responses(repo):
     areas = next(i for i in pain["item"] if i["linkId"] == "pain-areas")
     assert areas["answer"][0]["valueCoding"]["code"] == "lower-back"
     scores = next(i for i in kiosk_built["item"] if i["linkId"] == "questionnaires")
-    assert {"linkId": "peg", "text": "PEG score (calculated)", "answer": [{"valueDecimal": 5.3}]} in scores["item"]
+    assert {"linkId": "peg-score", "text": "PEG score (calculated)", "answer": [{"valueDecimal": 5.3}]} in scores["item"]
     assert responses[1]["status"] == "stopped"
 
     rebuilt = responses[2]
@@ -217,6 +226,7 @@ def test_fhir_export_is_a_valid_r4_bundle_of_questionnaire_responses(repo):
     assert values["sbst-9"] == [{"valueString": "moderately"}]
     assert values["pain-areas"] == [{"valueString": "lower-back"}, {"valueString": "left-leg"}]
     assert values["height"] == [{"valueQuantity": {"value": 173, "unit": "cm"}}]
+    assert values["peg-score"] == [{"valueDecimal": 5.3}]  # the calculated item, from "computed"
     assert "note" not in values  # blank text is no answer in FHIR
 
 

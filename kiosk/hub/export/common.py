@@ -62,6 +62,7 @@ class StoredVisit(msgspec.Struct):
     status: Any = None
     language: Any = None
     answers: Any = None
+    computed: Any = None
     result: Any = None
     summary: Any = None
     notices: Any = None
@@ -74,6 +75,17 @@ def as_dict(value: Any) -> dict:
 
 def as_list(value: Any) -> list:
     return value if isinstance(value, list) else []
+
+
+def all_answers(visit: Any) -> dict:
+    """The patient's answers and the computed (calculated) items of a
+    visit, by linkId; an answer wins over a computed value of the same id."""
+    answers, computed = visit.answers, visit.computed
+    if computed.__class__ is not dict or not computed:
+        return answers if answers.__class__ is dict else {}
+    if answers.__class__ is not dict:
+        return computed
+    return {**computed, **answers}
 
 
 def read_visits(repo, since: str | None, before: str | None, decoder: msgspec.json.Decoder,

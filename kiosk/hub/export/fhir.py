@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from .common import Report, StoredVisit, counted, read_visits
+from .common import Report, StoredVisit, all_answers, counted, read_visits
 
 # Patterns of the FHIR R4 primitive types (datatypes.html).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -82,7 +82,8 @@ def answer_values(value: Any, report: Report, in_list: bool = False) -> list[dic
 
 
 def from_answers(visit: StoredVisit, report: Report) -> dict:
-    """A minimal QuestionnaireResponse from a visit's flat ``answers``.
+    """A minimal QuestionnaireResponse from a visit's flat ``answers`` and
+    ``computed`` (calculated items).
 
     >>> v = StoredVisit(status="complete", submitted_at="2026-11-21T09:00:00+00:00",
     ...                 answers={"rf-saddle": False, "pain-now": 6})
@@ -93,8 +94,7 @@ def from_answers(visit: StoredVisit, report: Report) -> dict:
     if isinstance(visit.submitted_at, str) and FHIR_DATETIME.fullmatch(visit.submitted_at):
         response["authored"] = visit.submitted_at
     items = []
-    answers = visit.answers if isinstance(visit.answers, dict) else {}
-    for link_id, value in answers.items():
+    for link_id, value in all_answers(visit).items():
         if not (isinstance(link_id, str) and link_id.strip()):
             continue
         values = answer_values(value, report)
@@ -113,6 +113,7 @@ class _Visit(msgspec.Struct):
     submitted_at: Any = None
     status: Any = None
     answers: msgspec.Raw = msgspec.Raw(b"null")
+    computed: msgspec.Raw = msgspec.Raw(b"null")
     questionnaire_response: msgspec.Raw = msgspec.Raw(b"null")
 
 
@@ -142,14 +143,17 @@ def response_for(visit: _Visit, report: Report) -> bytes:
     except msgspec.DecodeError:
         head = None
     if head is not None and head.resourceType == "QuestionnaireResponse" and head.status in RESPONSE_STATUSES:
+        if head.id == own_id:  # as the kiosk builds it
+            return raw
         if head.id is None:
-            return b'{"id":' + _encode(own_id) + b"," + raw[1:] if own_id else raw
+            return b'{"id":' + _encode(own_id) + b"," + raw[1:]
         response = _decode_any(raw)
     else:
         if raw != b"null":
             report.note("the stored questionnaire_response was unusable; rebuilt from the answers")
         response = from_answers(StoredVisit(status=visit.status, submitted_at=visit.submitted_at,
-                                            answers=_decode_any(visit.answers)), report)
+                                            answers=_decode_any(visit.answers),
+                                            computed=_decode_any(visit.computed)), report)
     if own_id:
         response["id"] = own_id
     else:

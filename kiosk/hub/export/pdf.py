@@ -25,7 +25,7 @@ import msgspec
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from .common import ExportError, Report, StoredVisit, as_dict, as_list, counted, read_visits
+from .common import ExportError, Report, StoredVisit, all_answers, as_dict, as_list, counted, read_visits
 
 FONT_DIRS = (
     "/usr/share/fonts/truetype/dejavu",
@@ -155,7 +155,7 @@ def answer_rows(visit: StoredVisit) -> list[tuple[int, str, str | None]]:
     if as_list(response.get("item")):
         walk(response["item"], 0)
     else:
-        rows = [(0, printable(k), printable(v)) for k, v in as_dict(visit.answers).items()]
+        rows = [(0, printable(k), printable(v)) for k, v in all_answers(visit).items()]
     return rows
 
 

@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .common import as_dict, counted, read_visits
+from .common import all_answers, as_dict, counted, read_visits
 
 CSV_COLUMNS = [
     "intake_id",
@@ -42,6 +42,7 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # here, visibly, rather than spilling or being refused by the spreadsheet.
 MAX_CELL = 32_000
 _PLAIN_NOT = frozenset(FORMULA_START)
+_FIXED = frozenset(CSV_COLUMNS)
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 CUT_MARK = " [cut]"
 
@@ -97,6 +98,7 @@ def cell(value: Any) -> str:
 
 class _AnswerKeys(msgspec.Struct):
     answers: dict[str, msgspec.Raw] = {}
+    computed: dict[str, msgspec.Raw] = {}
 
 
 class _Row(msgspec.Struct):
@@ -104,20 +106,41 @@ class _Row(msgspec.Struct):
     submitted_at: Any = None
     language: Any = None
     answers: Any = None
+    computed: Any = None
     result: Any = None
 
 
 def link_ids(repo, since: str | None, before: str | None) -> list[str]:
-    """Every linkId answered in the range, sorted. Records that cannot be
-    read are left to the second pass, which reports them."""
+    """Every linkId answered or computed in the range, sorted. Records that
+    cannot be read are left to the second pass, which reports them."""
     decode = msgspec.json.Decoder(_AnswerKeys).decode
+    decode_loose = msgspec.json.Decoder(_Row).decode
     keys: set[str] = set()
     for _, _, payload in repo.iter_visits(since, before):
         try:
-            keys.update(decode(payload).answers)
+            visit = decode(payload)
+        except msgspec.ValidationError:
+            try:  # a field of the wrong type: take what the rows will use
+                visit = decode_loose(payload)
+            except (msgspec.DecodeError, RecursionError):
+                continue
+            keys.update(all_answers(visit))
+            continue
         except (msgspec.DecodeError, TypeError, RecursionError):
             continue
+        keys.update(visit.answers)
+        keys.update(visit.computed)
     return sorted(keys)
+
+
+def header(link_id: str) -> str:
+    """The column name of a linkId: the linkId itself, unless a questionnaire
+    uses one of the :data:`CSV_COLUMNS` names as a linkId.
+
+    >>> header("pain-now"), header("tier")
+    ('pain-now', 'tier (answer)')
+    """
+    return f"{link_id} (answer)" if link_id in _FIXED else link_id
 
 
 def fixed_cells(visit: _Row, kiosk_id: str) -> list[str]:
@@ -138,17 +161,15 @@ def stream(repo, since: str | None, before: str | None, report,
     known = set(columns)
     buf = io.StringIO()
     writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS + [cell(k) for k in columns])
+    writer.writerow(CSV_COLUMNS + [cell(header(k)) for k in columns])
     decoder = msgspec.json.Decoder(_Row)
     for n, (_, kiosk_id, visit) in enumerate(
         counted(read_visits(repo, since, before, decoder, report), report, progress)
     ):
-        answers = visit.answers
-        if answers.__class__ is not dict:
-            if answers is not None:
-                report.note("answers were not an object and were left out")
-            answers = {}
-        elif not known.issuperset(answers):
+        if visit.answers.__class__ is not dict and visit.answers is not None:
+            report.note("answers were not an object and were left out")
+        answers = all_answers(visit)
+        if not known.issuperset(answers):
             report.note("answers to a linkId that arrived during the export were left out")
         row = fixed_cells(visit, kiosk_id)
         row += cells(map(answers.get, columns))
