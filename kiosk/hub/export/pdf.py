@@ -129,24 +129,29 @@ def _answer_text(answer: dict) -> str:
     return ""
 
 
-def answer_rows(visit: StoredVisit) -> list[tuple[int, str, str | None]]:
-    """(depth, label, answer) of every answer, in questionnaire order when
-    the visit carries a QuestionnaireResponse, else by linkId; the answer
-    is None for a group's heading."""
-    rows: list[tuple[int, str, str | None]] = []
+Row = tuple[int, str, "str | None", str]
+
+
+def answer_rows(visit: StoredVisit) -> list[Row]:
+    """(depth, label, answer, linkId) of every answer, in questionnaire
+    order with the question texts when the visit carries a
+    QuestionnaireResponse, else by linkId; the answer is None for a group's
+    heading."""
+    rows: list[Row] = []
 
     def walk(items: Any, depth: int) -> None:
         if depth > MAX_DEPTH:
-            rows.append((depth, "…", "(nested too deeply to print)"))
+            rows.append((depth, "…", "(nested too deeply to print)", ""))
             return
         for item in as_list(items):
             item = as_dict(item)
-            label = printable(item.get("text") or item.get("linkId") or "?")
+            link_id = printable(item.get("linkId"))
+            label = printable(item.get("text")) or link_id or "?"
             answers = [as_dict(a) for a in as_list(item.get("answer"))]
             if answers or not item.get("item"):
-                rows.append((depth, label, ", ".join(t for t in map(_answer_text, answers) if t)))
+                rows.append((depth, label, ", ".join(t for t in map(_answer_text, answers) if t), link_id))
             else:
-                rows.append((depth, label, None))  # a group: a heading
+                rows.append((depth, label, None, link_id))  # a group: a heading
             for a in answers:
                 walk(a.get("item"), depth + 1)
             walk(item.get("item"), depth + 1)
@@ -155,7 +160,7 @@ def answer_rows(visit: StoredVisit) -> list[tuple[int, str, str | None]]:
     if as_list(response.get("item")):
         walk(response["item"], 0)
     else:
-        rows = [(0, printable(k), printable(v)) for k, v in all_answers(visit).items()]
+        rows = [(0, printable(k), printable(v), "") for k, v in all_answers(visit).items()]
     return rows
 
 
@@ -284,7 +289,7 @@ class IntakePages(FPDF):
             self.cell(6, 4, label, align="C")
         self.set_xy(x - 9, y + 129 * scale + 6)
 
-    def answers(self, rows: list[tuple[int, str, str | None]], top: float) -> None:
+    def answers(self, rows: list[Row], top: float) -> None:
         """Every answer in two columns, continuing on new pages."""
         self.set_xy(12, top)
         self.text_line(0, 6, "Answers", "B", 11)
@@ -292,7 +297,7 @@ class IntakePages(FPDF):
         columns = (12, 107)
         col, y0 = 0, self.get_y()
         y = y0
-        for depth, label, value in rows:
+        for depth, label, value, link_id in rows:
             self.set_font("DejaVu", "", 7.5)
             lines = [] if value is None else self.multi_cell(
                 col_w - label_w, h, value or "-", dry_run=True, output="LINES")[:4]
@@ -309,7 +314,12 @@ class IntakePages(FPDF):
             indent = min(depth, 4) * 3
             self.set_xy(x + indent, y)
             self.set_font("DejaVu", "B" if value is None else "", 7.5)
-            self.cell(label_w - indent, h, self.fit(label, label_w - indent - 1))
+            shown = self.fit(label, label_w - indent - 1)
+            if shown != label and link_id and link_id != label:
+                # A question cut short is named by its linkId, the code the
+                # clinician summary uses, so it stays unambiguous.
+                shown = self.fit(f"{link_id}: {label}", label_w - indent - 1)
+            self.cell(label_w - indent, h, shown)
             self.set_font("DejaVu", "", 7.5)
             for line in lines:
                 self.set_xy(x + label_w, y)
