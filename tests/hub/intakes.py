@@ -23,6 +23,13 @@ NOTICE = ("STarT Back items are paraphrased; the licensed wording is "
           "available from Keele University.")
 
 
+QUESTIONS = {
+    "rf-saddle": "Since this pain began, have you had numbness, tingling or a strange feeling between "
+                 "your legs, around your bottom or your private parts?",
+    "rf-cancer": "Have you ever been told you have cancer?",
+}
+
+
 def _coding(code: str, display: str, system: str = ANSWERS_CS) -> dict:
     return {"valueCoding": {"system": system, "code": code, "display": display}}
 
@@ -49,7 +56,7 @@ def questionnaire_response(visit: dict) -> dict:
                                "answer": [_coding(a["pain-duration"], "More than 12 weeks")]}]}]},
     ]
     screening = [
-        {"linkId": k, "text": f"Screening question {k}", "answer": [{"valueBoolean": a[k]}]}
+        {"linkId": k, "text": QUESTIONS.get(k, f"Screening question {k}"), "answer": [{"valueBoolean": a[k]}]}
         for k in sorted(a) if k.startswith(("rf-", "ci-"))
     ]
     questionnaires = [

@@ -327,6 +327,8 @@ def test_pdf_has_a_page_per_intake_with_summary_scores_and_every_answer(repo, tm
     # Every answer, by question text where the kiosk sent a response.
     assert "PEG score (calculated)" in first and "How long have you had it?" in first
     assert "More than 12 weeks" in first
+    # A question too long for its column is named by its linkId.
+    assert "rf-saddle: Since this pain began" in first
     assert "José Ñúñez" in second and "Tier: EMERGENCY" in second and "stopped early" in second
     for link_id in emergency["answers"]:
         assert link_id in second, link_id
