@@ -236,6 +236,16 @@ def _day(value: str | None, option: str) -> str | None:
         raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
 
 
+def _database_errors() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:  # a SQLite-only hub
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
 def _to_stdout(chunks) -> None:
     stdout = sys.stdout.buffer
     try:
@@ -290,6 +300,12 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
                 exports.write_file(out, chunks, data_dir=data)
     except exports.ExportError as exc:
         raise click.ClickException(str(exc)) from None
+    except _database_errors() as exc:
+        # Nothing half-written is left (see export.write_file); say what
+        # failed without a traceback.
+        raise click.ClickException(
+            f"the database failed during the export: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
     for line in report.lines():
         click.echo(line, err=True)
     click.echo(f"{report.exported} intake(s) exported", err=True)

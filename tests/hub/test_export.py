@@ -438,6 +438,16 @@ def test_cli_export_bad_destination_or_dates_are_one_clear_line(hub_dir, tmp_pat
         assert "Traceback" not in result.output
 
 
+def test_cli_export_on_a_broken_database_is_one_line_and_leaves_no_file(hub_dir, tmp_path):
+    with hub_dir.repo() as repo, repo.backend.transaction() as tx:
+        tx.execute("alter table records rename to records_lost")
+    out = tmp_path / "visits.csv"
+    result = hub_dir.cli("export", "--out", str(out))
+    assert result.exit_code == 1
+    assert result.output.strip().startswith("Error: the database failed during the export: OperationalError")
+    assert "Traceback" not in result.output and not list(tmp_path.glob("*visits*"))
+
+
 def test_cli_export_shows_a_progress_bar_on_a_terminal(hub_dir, tmp_path):
     import os
     import pty
