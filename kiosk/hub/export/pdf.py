@@ -196,9 +196,18 @@ class IntakePages(FPDF):
             self.set_x(x)
             self.cell(w, h, line, new_x=XPos.LEFT, new_y=YPos.NEXT)
 
+    def room_for(self, mm: float, heading: str = "") -> None:
+        """A new page (with ``heading``) unless ``mm`` are left on this one."""
+        if self.get_y() + mm > self.BOTTOM:
+            self.add_page()
+            if heading:
+                self.text_line(118, 6, heading, "B", 11)
+
     def fit(self, text: str, w: float) -> str:
+        """``text`` cut with an ellipsis to ``w`` mm."""
         if self.get_string_width(text) <= w:
             return text
+        text = text[: int(w)]  # no glyph is narrower than 1 mm at these sizes
         while text and self.get_string_width(text + "…") > w:
             text = text[:-1]
         return text + "…"
@@ -218,7 +227,14 @@ class IntakePages(FPDF):
         self.text_line(0, 4, f"Intake {printable(visit.intake_id)}", size=7)
         top = self.get_y() + 2
 
-        # Left: tier and clinician summary; right: body map.
+        # Right: the body map, drawn first so it stays on the intake's first
+        # page however long the summary on the left runs.
+        areas = as_list(answers.get("pain-areas"))
+        self.body_map(143, top, {a for a in areas if isinstance(a, str)})
+        self.wrapped(136, 62, 4, "Painful areas: " + (printable(areas) or "none marked"), size=8, max_lines=3)
+        first_page, map_bottom = self.page, self.get_y()
+
+        # Left: tier and clinician summary.
         tier = printable(result.get("tier")) or "unknown"
         colour = TIER_COLOURS.get(tier, (110, 110, 110))
         self.set_fill_color(*colour)
@@ -238,11 +254,13 @@ class IntakePages(FPDF):
         if not findings:
             self.text_line(118, 5, "No rule fired.", size=9)
         for f in findings:
+            self.room_for(20, "Clinician summary (continued)")
             self.set_x(12)
             head = f"{printable(f.get('code'))}  ({printable(f.get('tier'))})"
             self.text_line(118, 5, self.fit(head, 118), "B", 9)
             self.wrapped(16, 114, 4.3, printable(f.get("reason")), size=8.5, max_lines=3)
         self.ln(1.5)
+        self.room_for(30)
         self.text_line(118, 6, "Scores", "B", 11)
         scores = as_dict(result.get("scores"))
         startback = as_dict(scores.get("startback"))
@@ -257,12 +275,8 @@ class IntakePages(FPDF):
                                f"{score(startback.get('risk'))}", size=9)
         for notice in as_list(visit.notices):
             self.wrapped(12, 118, 3.8, printable(notice), "I", 7.5, max_lines=2)
-        left_bottom = self.get_y()
-
-        areas = as_list(answers.get("pain-areas"))
-        self.body_map(143, top, {a for a in areas if isinstance(a, str)})
-        self.wrapped(136, 62, 4, "Painful areas: " + (printable(areas) or "none marked"), size=8, max_lines=3)
-        self.answers(answer_rows(visit), max(left_bottom, self.get_y()) + 4)
+        below = max(self.get_y(), map_bottom) if self.page == first_page else self.get_y()
+        self.answers(answer_rows(visit), below + 4)
 
     def body_map(self, x: float, y: float, marked: set[str], scale: float = 0.8) -> None:
         """The back-view figure at (x, y), ``marked`` areas filled red;
