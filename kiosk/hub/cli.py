@@ -4,7 +4,7 @@
     clinic-hub serve --data /var/lib/clinic-hub --port 8443
     clinic-hub enroll-code
     clinic-hub user add reception --role staff < password.txt
-    clinic-hub export --format csv --since 2026-11-01 --out visits.csv
+    clinic-hub export --format fhir --since 2026-11-01 --until 2026-11-30 --out november.json
     clinic-hub revoke kiosk-3
 
 Errors are one line on standard error and exit 1 (2 for bad usage), never a
@@ -13,6 +13,7 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import logging
 import os
@@ -231,43 +232,88 @@ def revoke(kiosk_id: str, data: Path, db: str | None) -> None:
     click.echo(f"revoked {n} token(s) of {kiosk_id}")
 
 
-def _since(value: str | None) -> str | None:
+def _day(value: str | None, option: str) -> str | None:
     if value is None:
         return None
     try:
         return dt.date.fromisoformat(value).isoformat()
     except ValueError:
-        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint="--since") from None
+        raise click.BadParameter(f"{value!r} is not a date (YYYY-MM-DD)", param_hint=option) from None
+
+
+def _database_errors() -> tuple[type[BaseException], ...]:
+    import sqlite3
+
+    try:
+        import psycopg
+    except ImportError:  # a SQLite-only hub
+        return (sqlite3.Error,)
+    return (sqlite3.Error, psycopg.Error)
+
+
+def _to_stdout(chunks) -> None:
+    stdout = sys.stdout.buffer
+    try:
+        for chunk in chunks:
+            stdout.write(chunk)
+        stdout.flush()
+    except BrokenPipeError:
+        # The reader (`| head`) has gone: stop quietly, as shell tools do.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise SystemExit(1) from None
 
 
 @main.command("export")
-@click.option("--format", "fmt", type=click.Choice(["csv", *exports.FORMATS_LATER]), default="csv",
-              show_default=True)
-@click.option("--since", default=None, help="Only visits submitted on or after this date (YYYY-MM-DD).")
+@click.option("--format", "fmt", type=click.Choice(list(exports.FORMATS)), default="csv", show_default=True)
+@click.option("--since", default=None, help="Only intakes submitted on or after this day (YYYY-MM-DD).")
+@click.option("--until", default=None, help="Only intakes submitted on or before this day (YYYY-MM-DD).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File to write (default: standard output).")
+              help="File to write (default: standard output); never inside the hub's data folder.")
 @data_option
 @db_option
-def export_command(fmt: str, since: str | None, out: Path | None, data: Path, db: str | None) -> None:
-    """Exports the visits on the hub for staff."""
-    if fmt != "csv":
-        raise click.UsageError(f"export format {fmt!r} is not available yet; use --format csv")
-    since_iso = _since(since)
-    visits = _open(data, db).visits(since_iso)
-    header, rows = exports.csv_table(visits)
-    if out is None:
-        n = exports.write_csv(sys.stdout, header, rows)
-    else:
-        tmp = out.with_name(f".{out.name}.part")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            if sys.stderr.isatty():
-                with click.progressbar(rows, length=len(visits), label="exporting", file=sys.stderr) as bar:
-                    n = exports.write_csv(fh, header, bar)
+def export_command(fmt: str, since: str | None, until: str | None, out: Path | None, data: Path,
+                   db: str | None) -> None:
+    """Exports the intakes on the hub for staff: csv, json (JSON lines),
+    fhir (an R4 Bundle of QuestionnaireResponses) or pdf (a page per intake).
+
+    The file is written privately (mode 0600) and appears only when
+    complete. Records that cannot be read are left out with a warning.
+    """
+    since_day, until_day = _day(since, "--since"), _day(until, "--until")
+    if out is None and fmt == "pdf" and sys.stdout.isatty():
+        raise click.UsageError("a PDF cannot go to a terminal: add --out FILE.pdf")
+    repo = _open(data, db)
+    report = exports.Report()
+    bar = None
+    done = 0
+
+    def progress(n: int) -> None:
+        nonlocal done
+        bar.update(n - done)
+        done = n
+
+    try:
+        if sys.stderr.isatty():
+            total = repo.count_visits(*exports.day_range(since_day, until_day))
+            bar = click.progressbar(length=total, label=f"exporting {fmt}", file=sys.stderr)
+        chunks = exports.stream(fmt, repo, since_day, until_day, report=report,
+                                progress=progress if bar else None)
+        with bar or contextlib.nullcontext():
+            if out is None:
+                _to_stdout(chunks)
             else:
-                n = exports.write_csv(fh, header, rows)
-        os.replace(tmp, out)
-    click.echo(f"{n} visit(s) exported", err=True)
+                exports.write_file(out, chunks, data_dir=data)
+    except exports.ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    except _database_errors() as exc:
+        # Nothing half-written is left (see export.write_file); say what
+        # failed without a traceback.
+        raise click.ClickException(
+            f"the database failed during the export: {type(exc).__name__}: {exc}".splitlines()[0]
+        ) from None
+    for line in report.lines():
+        click.echo(line, err=True)
+    click.echo(f"{report.exported} intake(s) exported", err=True)
 
 
 if __name__ == "__main__":

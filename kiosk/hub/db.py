@@ -536,6 +536,72 @@ class HubRepository:
         with self.backend.transaction() as tx:
             return [tuple(r) for r in tx.execute(sql, params).fetchall()]
 
+    @staticmethod
+    def _visit_range(since: str | None, before: str | None) -> tuple[str, list[str]]:
+        sql, params = "kind = 'visit'", []
+        if since:
+            sql += " and submitted_at >= ?"
+            params.append(since)
+        if before:
+            sql += " and submitted_at < ?"
+            params.append(before)
+        return sql, params
+
+    def count_visits(self, since: str | None = None, before: str | None = None) -> int:
+        """How many visits :meth:`iter_visits` would yield (for a progress bar)."""
+        where, params = self._visit_range(since, before)
+        with self.backend.transaction() as tx:
+            return int(tx.execute(f"select count(*) from records where {where}", params).fetchone()[0])
+
+    def iter_visits(
+        self, since: str | None = None, before: str | None = None, chunk: int = 1000
+    ) -> Iterator[tuple[str, str, str]]:
+        """(id, kiosk_id, payload JSON) of every visit submitted at or after
+        ``since`` and before ``before`` (ISO dates or times), oldest first.
+
+        Reads ``chunk`` rows per query by keyset pagination on
+        (submitted_at, id), so 100,000 visits stream in bounded memory on
+        both back-ends and no transaction (nor SQLite's lock) is held while
+        the caller works on a chunk. ``kiosk_id`` is the kiosk whose device
+        token sent the record, never one named inside the payload. Visits
+        without a submission time come first, and only in an unbounded
+        range, where they would otherwise be lost.
+
+        The payload comes as UTF-8 bytes on SQLite (no text decoding for a
+        JSON parser that wants bytes anyway) and as text on PostgreSQL.
+        """
+        where, params = self._visit_range(since, before)
+        payload = "cast(payload as blob)" if self.backend.name == "sqlite" else "payload"
+        if since is None and before is None:
+            last = ""
+            while True:
+                with self.backend.transaction() as tx:
+                    rows = tx.execute(
+                        f"select id, kiosk_id, {payload} from records where kind = 'visit' "
+                        "and submitted_at is null and id > ? order by id limit ?",
+                        [last, chunk],
+                    ).fetchall()
+                yield from (tuple(r) for r in rows)
+                if len(rows) < chunk:
+                    break
+                last = rows[-1][0]
+        cursor: tuple[str, str] | None = None
+        while True:
+            sql, args = f"select id, kiosk_id, {payload}, submitted_at from records where {where}", list(params)
+            if cursor is None:
+                sql += " and submitted_at is not null"
+            else:
+                # Written so both back-ends use the (kind, submitted_at) index.
+                sql += " and submitted_at >= ? and (submitted_at > ? or id > ?)"
+                args += [cursor[0], cursor[0], cursor[1]]
+            sql += " order by submitted_at, id limit ?"
+            with self.backend.transaction() as tx:
+                rows = tx.execute(sql, [*args, chunk]).fetchall()
+            yield from ((r[0], r[1], r[2]) for r in rows)
+            if len(rows) < chunk:
+                return
+            cursor = (rows[-1][3], rows[-1][0])
+
 
 class CodeRefused(Exception):
     """An enrollment code that cannot be used; the message says why."""

@@ -1,0 +1,126 @@
+"""Export figures for `make bench`.
+
+* ``export_csv_per_s``: intakes per second of ``clinic-hub``'s CSV export
+  (both passes: the linkId columns, then the rows) over 100,000 stored
+  intakes on SQLite, written through the private temporary file.
+* ``export_fhir_per_s``: the same for the FHIR R4 Bundle.
+* ``export_peak_rss_mb``: the highest peak resident memory of the export
+  processes above (each export runs in a fresh subprocess, so the figure is
+  what one export costs, interpreter included).
+
+Rates are wall-clock, as a clinic would see them; on a machine shared with
+other work they fall with the load, so ``export_csv_per_cpu_s`` and
+``export_fhir_per_cpu_s`` give the same per CPU-second of the export
+process, which the neighbours' load barely moves.
+
+The intakes are realistic payloads (tests/hub/intakes.py: the default
+pack's answers, a nested QuestionnaireResponse, summary and notices), about
+7 kB each, bulk-inserted into the records table.
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+INTAKES = 100_000
+REPO = Path(__file__).resolve().parents[2]
+
+CHILD = """
+import json, resource, sys, time
+from pathlib import Path
+from kiosk.hub import export
+from kiosk.hub.db import HubRepository, open_backend
+
+fmt, url, out = sys.argv[1:4]
+repo = HubRepository(open_backend(url))
+report = export.Report()
+start, cpu = time.perf_counter(), time.process_time()
+export.write_file(Path(out), export.stream(fmt, repo, report=report))
+seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
+# through fork and exec, so it would report the bench's own peak.
+hwm = [l for l in Path("/proc/self/status").read_text().splitlines() if l.startswith("VmHWM:")]
+kb = int(hwm[0].split()[1]) if hwm else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+print(json.dumps({"n": report.exported, "s": seconds, "cpu_s": cpu, "rss_mb": kb / 1024}))
+"""
+
+
+def make_intakes(url: str, n: int) -> None:
+    """``n`` stored intakes, from one payload template with the intake id,
+    time and pain score filled in per row, inserted in large batches."""
+    import datetime as dt
+    import uuid
+
+    from kiosk.hub.db import HubRepository, open_backend
+    from tests.hub.intakes import intake
+
+    template = intake(0)
+    template["intake_id"] = "@ID@"
+    template["submitted_at"] = "@AT@"
+    template["questionnaire_response"]["authored"] = "@AT@"
+    template["questionnaire_response"]["id"] = "@ID@"
+    text = json.dumps(template, ensure_ascii=False)
+    start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
+    backend = open_backend(url)
+    HubRepository(backend).migrate()
+    backend.close()
+    # Straight into the file in big transactions without waiting for the
+    # disk: this is setup, not what is measured.
+    conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
+    conn.execute("PRAGMA journal_mode=OFF")
+    conn.execute("PRAGMA synchronous=OFF")
+    rows = []
+    for i in range(n):
+        rid = str(uuid.UUID(int=i + 1))
+        at = (start + dt.timedelta(seconds=97 * i)).isoformat(timespec="milliseconds")
+        rows.append((rid, at, rid, at, text.replace("@ID@", rid).replace("@AT@", at)))
+        if len(rows) == 10_000 or i == n - 1:
+            conn.execute("begin")
+            conn.executemany(
+                "insert into records (id, kind, kiosk_id, digest, received_at, intake_id, submitted_at, "
+                "payload) values (?, 'visit', 'kiosk-1', 'bench', ?, ?, ?, ?)", rows)
+            conn.execute("commit")
+            rows.clear()
+    conn.close()
+
+
+def export_once(fmt: str, url: str, out: Path) -> dict:
+    proc = subprocess.run([sys.executable, "-c", CHILD, fmt, url, str(out)], cwd=REPO, capture_output=True,
+                          text=True, timeout=1200)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{fmt} export failed: {proc.stderr[-2000:]}")
+    figures = json.loads(proc.stdout)
+    if figures["n"] != INTAKES:
+        raise RuntimeError(f"{fmt} export wrote {figures['n']} intakes, expected {INTAKES}")
+    return figures
+
+
+def run() -> list[tuple[str, float, str]]:
+    with tempfile.TemporaryDirectory(prefix="bench-export-") as tmp:
+        data, out = Path(tmp) / "hub", Path(tmp) / "out"
+        data.mkdir()
+        out.mkdir()
+        url = f"sqlite:///{data / 'hub.db'}"
+        make_intakes(url, INTAKES)
+        csv_fig = export_once("csv", url, out / "visits.csv")
+        fhir_fig = export_once("fhir", url, out / "visits.json")
+    return [
+        ("export_csv_per_s", INTAKES / csv_fig["s"], "intakes/s"),
+        ("export_fhir_per_s", INTAKES / fhir_fig["s"], "intakes/s"),
+        ("export_csv_per_cpu_s", INTAKES / csv_fig["cpu_s"], "intakes/s"),
+        ("export_fhir_per_cpu_s", INTAKES / fhir_fig["cpu_s"], "intakes/s"),
+        ("export_peak_rss_mb", max(csv_fig["rss_mb"], fhir_fig["rss_mb"]), "MB"),
+    ]
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    for name, value, unit in run():
+        print(f"{name}: {value:.1f} {unit}")
+    print(f"(bench_export took {time.perf_counter() - started:.0f} s)", file=sys.stderr)
