@@ -8,7 +8,8 @@ and kept on ``app.state.hub``.
 # No `from __future__ import annotations`: FastAPI reads these annotations at
 # run time.
 
-from dataclasses import dataclass
+import datetime as dt
+from dataclasses import dataclass, field
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -19,14 +20,27 @@ from .db import HubRepository
 from .errors import Refused
 
 
+@dataclass(frozen=True)
+class StaffSettings:
+    """How strict the staff page is (see :mod:`kiosk.hub.auth`)."""
+
+    session_idle: dt.timedelta = dt.timedelta(minutes=30)
+    max_failures: int = 5  # per account name
+    max_address_failures: int = 20  # per client address, across names
+    failure_window: dt.timedelta = dt.timedelta(minutes=15)
+    lock_for: dt.timedelta = dt.timedelta(minutes=15)
+
+
 @dataclass
 class HubState:
-    """What every request may need: the repository and the clinic's keys."""
+    """What every request may need: the repository, the clinic's keys and
+    the staff page's settings."""
 
     repo: HubRepository
     private_key: bytes
     public_key: bytes
     cert_sha256: str
+    staff: StaffSettings = field(default_factory=StaffSettings)
 
     def __post_init__(self):
         self.box = SealedBox(PrivateKey(self.private_key))
