@@ -78,7 +78,7 @@ BODY_REGIONS = {
 }
 
 TIER_LABEL = {"emergency": "⚠ EMERGENCY", "urgent": "! Urgent", "caution": "Caution", "none": "Routine"}
-ALERT_LABEL = {"emergency": "⚠ EMERGENCY", "staff-call": "🔔 Staff call"}
+ALERT_LABEL = {"emergency": "⚠ EMERGENCY", "staff-call": "☎ Staff call"}
 
 
 # -- template helpers --------------------------------------------------------------

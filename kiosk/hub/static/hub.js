@@ -17,6 +17,7 @@
   var source = null;
   var REPEAT_MS = 20000;     // ring again while an alert stays open
   var lastRing = 0;
+  var soundWorks = false;
 
   function alertIds() {
     var box = live.querySelector("[data-alert-ids]");
@@ -30,8 +31,14 @@
     var played = chime.play();
     if (played && played.catch) {
       // Browsers refuse sound before the first click on the page: offer one.
-      played.then(function () { soundButton.hidden = true; document.body.dataset.sound = "played"; },
-                  function () { soundButton.hidden = false; });
+      played.then(function () {
+        soundWorks = true;
+        soundButton.hidden = true;
+        document.body.dataset.sound = "played";
+      }, function (error) {
+        // An interrupted replay is not a refusal; only a refusal needs the click.
+        if (!soundWorks && error && error.name === "NotAllowedError") { soundButton.hidden = false; }
+      });
     }
   }
 
