@@ -136,6 +136,7 @@ def init(data: Path, db: str | None, admin: str) -> None:
         repo.add_user(admin, "admin", hash_password(password))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    audit_log.record(repo, _operator(), "user.add", admin, "admin")
     click.echo(f"clinic hub created in {data}")
     click.echo(f"TLS certificate SHA-256: {fingerprint}")
     if generated:

@@ -140,6 +140,10 @@ def test_front_desk_sees_hears_and_acknowledges_an_emergency(chromium, desk, tmp
     assert "/login" in second.url and "Tomás" not in second.content()
     context.close()
 
+    hub_log = hub.log.read_text(errors="replace")
+    for secret in ("Tomás", "Ferreira", "Rosa", "Delgado", "1958-07-30", PASSWORD):
+        assert secret not in hub_log, secret
+
     audit = [json.loads(line) for line in hub.cli("audit").output.splitlines()]
     steps = [(e["user"], e["action"]) for e in audit]
     for step in [("maria", "login.failed"), ("maria", "login"), ("maria", "alert.ack"), ("maria", "intake.view"),

@@ -54,8 +54,8 @@ class Web:
     """The hub app with a kiosk enrolled through the sync API and a browser-
     like client per staff member."""
 
-    def __init__(self, tmp_path, **settings):
-        self.repo = HubRepository(open_backend(f"sqlite:///{tmp_path / 'hub.db'}"))
+    def __init__(self, db_url: str, **settings):
+        self.repo = HubRepository(open_backend(db_url))
         self.repo.migrate()
         private, public = generate_keypair()
         self.sealer = SealedBoxSealer(public)
@@ -116,8 +116,9 @@ class Web:
 
 
 @pytest.fixture
-def web(tmp_path):
-    w = Web(tmp_path)
+def web(db_url):
+    """On SQLite and on PostgreSQL in turn (see conftest.db_url)."""
+    w = Web(db_url)
     yield w
     w.repo.backend.close()
 
@@ -502,9 +503,9 @@ def test_cli_user_list_disable_audit_and_retention(tmp_path):
     bad = run("retention", "--days", "0")
     assert bad.exit_code == 2
     lines = [json.loads(line) for line in run("audit").output.splitlines()]
-    assert [e["action"] for e in lines] == ["user.add", "user.disable", "retention.set"]
+    assert [e["action"] for e in lines] == ["user.add", "user.add", "user.disable", "retention.set"]
     assert all({"at", "user", "action", "target"} <= set(e) for e in lines)
-    assert lines[0]["target"] == "ana"
+    assert [e["target"] for e in lines[:2]] == ["admin", "ana"]
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
     assert run("audit", "--since", tomorrow).output == ""
     assert run("audit", "--since", "soon").exit_code == 2

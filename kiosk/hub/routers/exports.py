@@ -10,6 +10,7 @@ other site can make a logged-in browser pull an export.
 
 import datetime as dt
 import io
+import json
 from typing import Annotated, Iterator
 
 from fastapi import APIRouter, Form, Request
@@ -51,8 +52,6 @@ def export_stream(fmt: str, repo: HubRepository, since: str | None, until: str |
 
 
 def _submitted(payload_json: str) -> str:
-    import json
-
     return str(json.loads(payload_json).get("submitted_at") or "")
 
 

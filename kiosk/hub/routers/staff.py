@@ -48,7 +48,6 @@ from ..auth import (
     session_user,
     set_session_cookie,
     start_session,
-    token_hash,
 )
 from ..db import HubRepository, StoredRecord
 from ..deps import Repo, State
@@ -472,5 +471,3 @@ def add_page_handlers(app) -> None:
             response.delete_cookie(SESSION_COOKIE, path="/")
         return response
 
-
-__all__ = ["router", "templates", "render", "add_page_handlers", "token_hash"]
