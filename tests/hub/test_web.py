@@ -11,6 +11,7 @@ import html
 import json
 import logging
 import re
+import time
 import uuid
 
 import pytest
@@ -509,3 +510,19 @@ def test_cli_user_list_disable_audit_and_retention(tmp_path):
     tomorrow = (dt.date.today() + dt.timedelta(days=1)).isoformat()
     assert run("audit", "--since", tomorrow).output == ""
     assert run("audit", "--since", "soon").exit_code == 2
+
+
+def test_the_hub_applies_the_retention_period_when_it_starts(web):
+    old, _ = web.emergency()
+    with web.repo.backend.transaction() as tx:
+        tx.execute("update records set received_at = ?",
+                   [(dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=8)).isoformat()])
+    retention.set_days(web.repo, 7, "boss")
+    assert web.repo.count_records() == 2
+    with web.client():  # runs the app's start-up, which starts the hourly job
+        for _ in range(100):  # bounded: ~10 s
+            if web.repo.count_records() == 0:
+                break
+            time.sleep(0.1)
+    assert web.repo.count_records() == 0
+    assert [e["user"] for e in web.audit("retention.delete")] == ["retention"]
