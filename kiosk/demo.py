@@ -22,6 +22,8 @@ from .staff import DEMO_PIN, hash_pin
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "var" / "demo"
+#: The demo's front-desk account on the staff page (demo data only).
+DEMO_DESK = ("desk", "front-desk-2468")
 
 
 def _hub(*args: str, data: Path, **kw) -> subprocess.CompletedProcess:
@@ -83,6 +85,7 @@ def main(port: int, fresh: bool) -> None:
         if out.returncode != 0:
             raise click.ClickException(out.stderr.strip() or "clinic-hub init failed")
         click.echo(out.stdout.strip())
+        _hub("user", "add", DEMO_DESK[0], "--role", "staff", data=hub_data, input=DEMO_DESK[1] + "\n")
     hub_log = (DEMO / "hub.log").open("a")
     hub = subprocess.Popen(
         [sys.executable, "-m", "kiosk.hub.cli", "serve", "--data", str(hub_data),
@@ -107,6 +110,7 @@ def main(port: int, fresh: bool) -> None:
         click.echo(f"Clinic hub: {url}  (self-signed certificate; API documentation at {url}/docs)")
         click.echo("Kiosk: F12 is the call button (hold 3 s to acknowledge); staff PIN 2468 "
                    "(hold the top-left corner for 2 s).")
+        click.echo(f"Staff page: {url}/  (log in as {DEMO_DESK[0]!r}, password {DEMO_DESK[1]!r})")
         click.echo("Staff export: .venv/bin/clinic-hub export --data var/demo/hub --format csv")
         env = dict(os.environ, GPIOZERO_PIN_FACTORY="mock")
         subprocess.run([sys.executable, "-m", "kiosk.cli", "run", "--config", str(config_path), "--windowed"], env=env)

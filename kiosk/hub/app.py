@@ -1,6 +1,10 @@
 """The hub's web application (FastAPI), assembled from one router per area.
 
 * :mod:`kiosk.hub.routers.sync`: the API kiosks talk to (enrollment, records).
+* :mod:`kiosk.hub.routers.staff`: the staff web page at ``/`` (login, live
+  list, intakes, alerts), :mod:`~kiosk.hub.routers.exports` (downloads) and
+  :mod:`~kiosk.hub.routers.admin` (accounts, kiosks, audit, retention), with
+  their assets under ``/static``.
 
 The state the routers share (repository, keys) lives on ``app.state.hub``
 and reaches them through the dependencies in :mod:`kiosk.hub.deps`. Every
@@ -12,39 +16,46 @@ record ids and fields, never what a patient entered.
 # No `from __future__ import annotations`: FastAPI reads the dependency
 # annotations of the nested functions below at run time.
 
+import contextlib
 import json
 import logging
+import threading
+from pathlib import Path
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import protocol as p
 from .db import HubRepository
-from .deps import SCOPE_KIOSK, HubState, check_token
+from . import retention
+from .deps import SCOPE_KIOSK, HubState, StaffSettings, check_token
 from .errors import Refused
-from .routers import sync
+from .routers import admin, exports, staff, sync
 
 log = logging.getLogger(__name__)
 
 
 #: Paths whose requests need a device token; it is checked before the body is read.
 TOKEN_PATHS = frozenset({p.RECORDS_PATH, p.HEARTBEAT_PATH})
+#: Largest form body the staff pages take.
+FORM_MAX_BYTES = 64 * 1024
 
 
 class BodyGuard:
-    """ASGI middleware that refuses request bodies that are too large (or, on
-    the sync API, not JSON) *before* anything reads them, so an oversized upload costs the hub
-    no memory and a form post never reaches the JSON parser. On the
-    kiosk-only paths (:data:`TOKEN_PATHS`) the device token is checked first:
-    a request without a valid one is answered 401 without reading a byte of
-    its body."""
+    """ASGI middleware that refuses request bodies that are too large or of
+    the wrong type *before* anything reads them, so an oversized upload costs
+    the hub no memory: the API (under ``/v1``) takes JSON only, the staff
+    pages take small url-encoded forms only. On the kiosk-only paths
+    (:data:`TOKEN_PATHS`) the device token is checked first: a request
+    without a valid one is answered 401 without reading a byte of its body."""
 
     def __init__(self, app: ASGIApp, max_bytes: int = p.MAX_BODY_BYTES, repo: HubRepository | None = None):
         self.app = app
-        self.max_bytes = max_bytes
+        self.api_max_bytes = max_bytes
         self.repo = repo
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -53,9 +64,13 @@ class BodyGuard:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
-        # The sync API takes JSON only; the staff pages' forms are bounded in size alone.
-        if scope["path"].startswith(p.API_PREFIX + "/") and ctype != "application/json":
-            await _problem(send, 415, f"Content-Type must be application/json, got {ctype[:60] or 'none'!r}")
+        if scope["path"].startswith(p.API_PREFIX + "/"):
+            wanted, limit = "application/json", self.api_max_bytes
+        else:
+            wanted, limit = "application/x-www-form-urlencoded", FORM_MAX_BYTES
+        # A bodiless form post (a lone button) may come without a type.
+        if ctype != wanted and not (ctype == "" and wanted != "application/json"):
+            await _problem(send, 415, f"Content-Type must be {wanted}, got {ctype[:60] or 'none'!r}")
             return
         if self.repo is not None and scope["path"] in TOKEN_PATHS:
             try:
@@ -69,8 +84,8 @@ class BodyGuard:
             if not length.isdigit():
                 await _problem(send, 400, "Content-Length is not a number")
                 return
-            if int(length) > self.max_bytes:
-                await _problem(send, 413, f"request body is over the limit of {self.max_bytes} bytes")
+            if int(length) > limit:
+                await _problem(send, 413, f"request body is over the limit of {limit} bytes")
                 return
         # Read the whole body here (bounded), so a chunked upload over the
         # limit is refused just like one that declared its length.
@@ -83,8 +98,8 @@ class BodyGuard:
                 return
             chunk = message.get("body", b"")
             received += len(chunk)
-            if received > self.max_bytes:
-                await _problem(send, 413, f"request body is over the limit of {self.max_bytes} bytes")
+            if received > limit:
+                await _problem(send, 413, f"request body is over the limit of {limit} bytes")
                 return
             chunks.append(chunk)
             more = message.get("more_body", False)
@@ -138,14 +153,42 @@ def _validation_problem(exc: RequestValidationError) -> tuple[int, str]:
     return 422, "; ".join(lines)
 
 
-def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public_key: bytes) -> FastAPI:
+RETENTION_EVERY_S = 3600
+
+
+@contextlib.asynccontextmanager
+async def _retention_job(app: FastAPI):
+    """Applies the retention period at start-up and then hourly, in a thread
+    of its own so a long deletion never holds up a request."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while True:
+            try:
+                retention.run(app.state.hub.repo)
+            except Exception:  # a database hiccup must not end the job
+                log.exception("retention run failed; will try again in an hour")
+            if stop.wait(RETENTION_EVERY_S):
+                return
+
+    thread = threading.Thread(target=loop, name="retention", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+
+
+def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public_key: bytes,
+               staff_settings: StaffSettings | None = None) -> FastAPI:
     """The hub application over ``repo``; ``private_key`` opens submissions."""
     app = FastAPI(
         title="clinic-hub",
         version="1",
         description="Sync API for clinic intake kiosks.",
+        lifespan=_retention_job,
     )
-    app.state.hub = HubState(repo, private_key, public_key, cert_sha256)
+    app.state.hub = HubState(repo, private_key, public_key, cert_sha256, staff=staff_settings or StaffSettings())
     app.add_middleware(BodyGuard, repo=repo)
 
     @app.exception_handler(Refused)
@@ -162,5 +205,10 @@ def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public
     async def _http(request: Request, exc: HTTPException):
         return JSONResponse({"detail": str(exc.detail), "ids": []}, status_code=exc.status_code, headers=exc.headers)
 
+    staff.add_page_handlers(app)
     app.include_router(sync.router)
+    app.include_router(staff.router)
+    app.include_router(exports.router)
+    app.include_router(admin.router)
+    app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

@@ -4,6 +4,10 @@
     clinic-hub serve --data /var/lib/clinic-hub --port 8443
     clinic-hub enroll-code
     clinic-hub user add reception --role staff < password.txt
+    clinic-hub user list
+    clinic-hub user disable reception
+    clinic-hub audit --since 2026-11-01
+    clinic-hub retention --days 365
     clinic-hub export --format fhir --since 2026-11-01 --until 2026-11-30 --out november.json
     clinic-hub revoke kiosk-3
 
@@ -22,11 +26,12 @@ import sys
 from pathlib import Path
 
 import click
-import nacl.exceptions
-import nacl.pwhash
 
 from ..protocol import cert_fingerprint, redact_text, redact_url
+from . import audit as audit_log
 from . import export as exports
+from . import retention as retention_rule
+from .auth import MIN_PASSWORD, ROLES, hash_password
 from .db import DatabaseURLError, HubRepository, open_backend
 from .keys import (
     HubFiles,
@@ -55,18 +60,6 @@ db_option = click.option(
     default=None,
     help="Database URL: sqlite:///PATH or postgresql://USER@HOST/NAME (default: SQLite in --data).",
 )
-
-
-def hash_password(password: str) -> str:
-    """argon2id through libsodium; the string carries its own parameters."""
-    return nacl.pwhash.argon2id.str(password.encode("utf-8")).decode("ascii")
-
-
-def verify_password(password: str, stored: str) -> bool:
-    try:
-        return nacl.pwhash.verify(stored.encode("ascii"), password.encode("utf-8"))
-    except nacl.exceptions.InvalidkeyError:
-        return False
 
 
 def _repo(files: HubFiles, db: str | None) -> HubRepository:
@@ -100,8 +93,8 @@ def _read_password(prompt_generated: bool) -> tuple[str, bool]:
     text = "" if sys.stdin is None or sys.stdin.isatty() else sys.stdin.read()
     password = text.strip("\r\n")
     if password:
-        if len(password) < 8:
-            raise click.ClickException("password from standard input is shorter than 8 characters")
+        if len(password) < MIN_PASSWORD:
+            raise click.ClickException(f"password from standard input is shorter than {MIN_PASSWORD} characters")
         return password, False
     if not prompt_generated:
         raise click.ClickException("no password on standard input (pipe one in, at least 8 characters)")
@@ -144,6 +137,7 @@ def init(data: Path, db: str | None, admin: str) -> None:
         repo.add_user(admin, "admin", hash_password(password))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    audit_log.record(repo, _operator(), "user.add", admin, "admin")
     click.echo(f"clinic hub created in {data}")
     click.echo(f"TLS certificate SHA-256: {fingerprint}")
     if generated:
@@ -160,11 +154,15 @@ def init(data: Path, db: str | None, admin: str) -> None:
 @click.option("--request-timeout", "request_timeout", default=10.0, show_default=True,
               type=click.FloatRange(0.5, 300),
               help="Seconds a client has to send a whole request; slower or idle connections are closed.")
-def serve(data: Path, db: str | None, host: str, port: int, request_timeout: float) -> None:
-    """Serves the sync API over TLS (OpenAPI at /openapi.json)."""
+@click.option("--session-idle-minutes", default=30, show_default=True, type=click.IntRange(1, 24 * 60),
+              help="Staff sessions end after this long without a request.")
+def serve(data: Path, db: str | None, host: str, port: int, request_timeout: float,
+          session_idle_minutes: int) -> None:
+    """Serves the sync API and the staff web page over TLS (OpenAPI at /openapi.json)."""
     import uvicorn
 
     from .app import create_app
+    from .deps import StaffSettings
     from .serving import uvicorn_settings
 
     files = HubFiles(data)
@@ -174,7 +172,8 @@ def serve(data: Path, db: str | None, host: str, port: int, request_timeout: flo
         raise click.ClickException(str(exc)) from None
     repo = _repo(files, db)
     private, public = load_keys(files)
-    app = create_app(repo, private, cert_fingerprint(files.tls_cert.read_bytes()), public)
+    app = create_app(repo, private, cert_fingerprint(files.tls_cert.read_bytes()), public,
+                     StaffSettings(session_idle=dt.timedelta(minutes=session_idle_minutes)))
     click.echo(f"clinic hub on https://{host}:{port} ({repo.backend.name})", err=True)
     uvicorn.run(
         app,
@@ -206,7 +205,7 @@ def user() -> None:
 
 @user.command("add")
 @click.argument("name")
-@click.option("--role", type=click.Choice(["staff", "admin"]), required=True)
+@click.option("--role", type=click.Choice(ROLES), required=True)
 @data_option
 @db_option
 def user_add(name: str, role: str, data: Path, db: str | None) -> None:
@@ -217,7 +216,72 @@ def user_add(name: str, role: str, data: Path, db: str | None) -> None:
         repo.add_user(name, role, hash_password(password))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
+    audit_log.record(repo, _operator(), "user.add", name, role)
     click.echo(f"{role} account {name!r} added")
+
+
+def _operator() -> str:
+    """Who ran a command on the server, for the audit log."""
+    import getpass
+
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (KeyError, OSError):
+        return "cli"
+
+
+@user.command("list")
+@data_option
+@db_option
+def user_list(data: Path, db: str | None) -> None:
+    """Lists the accounts: name, role, created, state."""
+    for a in _open(data, db).accounts():
+        state = f"disabled {a.disabled_at}" if a.disabled_at else "active"
+        click.echo(f"{a.name}\t{a.role}\t{a.created_at}\t{state}")
+
+
+@user.command("disable")
+@click.argument("name")
+@data_option
+@db_option
+def user_disable(name: str, data: Path, db: str | None) -> None:
+    """Disables an account and ends its sessions (accounts are never deleted)."""
+    repo = _open(data, db)
+    if not repo.disable_user(name):
+        raise click.ClickException(f"no enabled account {name!r}")
+    audit_log.record(repo, _operator(), "user.disable", name)
+    click.echo(f"account {name!r} disabled")
+
+
+@main.command("audit")
+@click.option("--since", default=None, help="Only entries on or after this date (YYYY-MM-DD).")
+@data_option
+@db_option
+def audit_command(since: str | None, data: Path, db: str | None) -> None:
+    """Prints the audit log as JSON lines (at, user, action, target), oldest first."""
+    for entry in _open(data, db).audit_entries(_since(since)):
+        click.echo(audit_log.json_line(entry))
+
+
+@main.command("retention")
+@click.option("--days", type=click.IntRange(1, retention_rule.MAX_DAYS), default=None,
+              help="Set the period: intakes older than this many days are deleted.")
+@click.option("--off", is_flag=True, help="Keep intakes forever.")
+@click.option("--run", "run_now", is_flag=True, help="Delete what is due now (serve does it hourly).")
+@data_option
+@db_option
+def retention_command(days: int | None, off: bool, run_now: bool, data: Path, db: str | None) -> None:
+    """Shows or sets how long intakes stay on the hub."""
+    if days is not None and off:
+        raise click.UsageError("give --days or --off, not both")
+    repo = _open(data, db)
+    if days is not None or off:
+        retention_rule.set_days(repo, None if off else days, _operator())
+    current = retention_rule.days(repo)
+    click.echo(f"retention: {current} days" if current else "retention: off (intakes are kept)")
+    if run_now:
+        n = retention_rule.run(repo, user=_operator())
+        click.echo(f"{n} intake(s) deleted")
 
 
 @main.command()

@@ -17,6 +17,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import queue
 import secrets
 import sqlite3
@@ -247,6 +248,53 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         ],
     ),
     (
+        "003_staff",
+        [
+            # Accounts are disabled, never deleted, so the audit log keeps
+            # naming real accounts.
+            "alter table users add column disabled_at text",
+            # Failed logins per key ("user:NAME" or "addr:IP"): the lockout
+            # counts both, whether or not the account exists.
+            """create table login_failures (
+                key text primary key,
+                failures integer not null,
+                first_at text not null,
+                locked_until text
+            )""",
+            # Server-side sessions; the cookie holds a random token, the
+            # table only its hash.
+            """create table staff_sessions (
+                token_hash text primary key,
+                user_name text not null,
+                csrf text not null,
+                created_at text not null,
+                last_seen text not null,
+                ended_at text
+            )""",
+            # Append-only: the repository has no method that updates or
+            # deletes a row of it.
+            """create table audit (
+                id text primary key,
+                at text not null,
+                user_name text not null,
+                action text not null,
+                target text not null,
+                detail text not null default ''
+            )""",
+            "create index audit_at on audit (at)",
+            """create table intake_reviews (
+                intake_id text primary key,
+                reviewed_at text not null,
+                reviewed_by text not null
+            )""",
+            """create table hub_settings (
+                key text primary key,
+                value text not null
+            )""",
+            "create index records_received on records (received_at)",
+        ],
+    ),
+    (
         "004_enrollment",
         [
             # Codes of the SPAKE2 enrollment (kiosk.protocol): keyed by the
@@ -296,7 +344,309 @@ class IncomingRecord:
     submitted_at: str | None
 
 
-class HubRepository:
+
+# == staff web page: accounts, sessions, audit, reviews, settings, live list ==
+# (what kiosk.hub.routers.staff/admin/exports need; HubRepository inherits it)
+
+
+@dataclass(frozen=True)
+class Account:
+    name: str
+    role: str
+    password_hash: str
+    created_at: str
+    disabled_at: str | None
+
+
+@dataclass(frozen=True)
+class SessionRow:
+    user: str
+    role: str
+    csrf: str
+    last_seen: str
+    ended_at: str | None
+    disabled_at: str | None
+
+
+@dataclass(frozen=True)
+class StoredRecord:
+    """A record as the staff page reads it; ``payload`` is parsed JSON."""
+
+    id: str
+    kind: str
+    kiosk_id: str
+    received_at: str
+    intake_id: str | None
+    submitted_at: str | None
+    payload: dict
+
+
+def _stored(row) -> StoredRecord:
+    try:
+        payload = json.loads(row[6])
+    except ValueError:
+        payload = {}
+    if not isinstance(payload, dict):
+        payload = {}
+    intake = row[4] or (payload.get("intake_id") if isinstance(payload.get("intake_id"), str) else None)
+    return StoredRecord(row[0], row[1], row[2], row[3], intake, row[5], payload)
+
+
+_RECORD_COLUMNS = "id, kind, kiosk_id, received_at, intake_id, submitted_at, payload"
+
+
+class StaffRepository:
+    """Mixin of :class:`HubRepository` for the staff web page."""
+
+    backend: Backend
+
+    # -- accounts --------------------------------------------------------------
+
+    def account(self, name: str) -> Account | None:
+        with self.backend.transaction() as tx:
+            row = tx.execute(
+                "select name, role, password_hash, created_at, disabled_at from users where name = ?", [name]
+            ).fetchone()
+        return Account(*row) if row else None
+
+    def accounts(self) -> list[Account]:
+        with self.backend.transaction() as tx:
+            rows = tx.execute(
+                "select name, role, password_hash, created_at, disabled_at from users order by name"
+            ).fetchall()
+        return [Account(*r) for r in rows]
+
+    def disable_user(self, name: str) -> bool:
+        """Disables ``name`` and ends its sessions; False when there is no
+        such enabled account."""
+        now = utcnow()
+        with self.backend.transaction() as tx:
+            tx.execute("update users set disabled_at = ? where name = ? and disabled_at is null", [now, name])
+            if tx.rowcount != 1:
+                return False
+            tx.execute("update staff_sessions set ended_at = ? where user_name = ? and ended_at is null",
+                       [now, name])
+        return True
+
+    def set_password_hash(self, name: str, password_hash: str) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute("update users set password_hash = ? where name = ?", [password_hash, name])
+
+    # -- login failures (lockout) ----------------------------------------------
+
+    def locked_until(self, keys: Sequence[str], now: str) -> str | None:
+        """The latest lock still in force on any of ``keys``, or None."""
+        marks = ", ".join("?" for _ in keys)
+        with self.backend.transaction() as tx:
+            row = tx.execute(
+                f"select max(locked_until) from login_failures where key in ({marks}) and locked_until > ?",
+                [*keys, now],
+            ).fetchone()
+        return row[0] if row and row[0] else None
+
+    def record_login_failure(self, limits: dict[str, int], now: dt.datetime,
+                             window: dt.timedelta, lock_for: dt.timedelta) -> None:
+        """Counts one failure on each key; a key reaching its limit of
+        failures within ``window`` is locked for ``lock_for``."""
+        with self.backend.transaction() as tx:
+            for key, limit in limits.items():
+                row = tx.execute("select failures, first_at from login_failures where key = ?", [key]).fetchone()
+                if row is None or dt.datetime.fromisoformat(row[1]) < now - window:
+                    failures, first = 1, now
+                else:
+                    failures, first = int(row[0]) + 1, dt.datetime.fromisoformat(row[1])
+                locked = (now + lock_for).isoformat() if failures >= limit else None
+                tx.execute("delete from login_failures where key = ?", [key])
+                tx.execute(
+                    "insert into login_failures (key, failures, first_at, locked_until) values (?, ?, ?, ?)",
+                    [key, 0 if locked else failures, now.isoformat() if locked else first.isoformat(), locked],
+                )
+
+    def clear_login_failures(self, key: str) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute("delete from login_failures where key = ? and (locked_until is null or locked_until < ?)",
+                       [key, utcnow()])
+
+    # -- sessions ----------------------------------------------------------------
+
+    def create_session(self, token_hash: str, user: str, csrf: str) -> None:
+        now = utcnow()
+        with self.backend.transaction() as tx:
+            tx.execute(
+                "insert into staff_sessions (token_hash, user_name, csrf, created_at, last_seen) "
+                "values (?, ?, ?, ?, ?)",
+                [token_hash, user, csrf, now, now],
+            )
+
+    def session(self, token_hash: str) -> SessionRow | None:
+        with self.backend.transaction() as tx:
+            row = tx.execute(
+                "select s.user_name, u.role, s.csrf, s.last_seen, s.ended_at, u.disabled_at "
+                "from staff_sessions s join users u on u.name = s.user_name where s.token_hash = ?",
+                [token_hash],
+            ).fetchone()
+        return SessionRow(*row) if row else None
+
+    def touch_session(self, token_hash: str) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute("update staff_sessions set last_seen = ? where token_hash = ? and ended_at is null",
+                       [utcnow(), token_hash])
+
+    def end_session(self, token_hash: str) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute("update staff_sessions set ended_at = ? where token_hash = ? and ended_at is null",
+                       [utcnow(), token_hash])
+
+    # -- audit (append-only) -------------------------------------------------------
+
+    def add_audit(self, user: str, action: str, target: str, detail: str = "") -> None:
+        with self.backend.transaction() as tx:
+            tx.execute(
+                "insert into audit (id, at, user_name, action, target, detail) values (?, ?, ?, ?, ?, ?)",
+                [secrets.token_hex(12), utcnow(), user, action, target, detail],
+            )
+
+    def audit_entries(self, since: str | None = None, limit: int | None = None) -> list[dict]:
+        """Oldest first; with ``limit``, the newest ``limit`` entries."""
+        sql = "select at, user_name, action, target, detail, id from audit"
+        params: list[Any] = []
+        if since:
+            sql += " where at >= ?"
+            params.append(since)
+        sql += " order by at desc, id desc"
+        if limit:
+            sql += f" limit {int(limit)}"
+        with self.backend.transaction() as tx:
+            rows = tx.execute(sql, params).fetchall()
+        return [{"at": r[0], "user": r[1], "action": r[2], "target": r[3], "detail": r[4]} for r in reversed(rows)]
+
+    # -- reviews and settings ----------------------------------------------------------
+
+    def mark_reviewed(self, intake_id: str, user: str) -> bool:
+        """False when the intake was already marked reviewed (the first wins)."""
+        with self.backend.transaction() as tx:
+            tx.execute(
+                "insert into intake_reviews (intake_id, reviewed_at, reviewed_by) values (?, ?, ?) "
+                "on conflict (intake_id) do nothing",
+                [intake_id, utcnow(), user],
+            )
+            return tx.rowcount == 1
+
+    def reviews(self) -> dict[str, tuple[str, str]]:
+        """intake_id -> (reviewed_at, reviewed_by)."""
+        with self.backend.transaction() as tx:
+            rows = tx.execute("select intake_id, reviewed_at, reviewed_by from intake_reviews").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def acknowledgements(self) -> dict[str, tuple[str, str]]:
+        """alert record id -> (acknowledged_at, acknowledged_by)."""
+        with self.backend.transaction() as tx:
+            rows = tx.execute("select record_id, acknowledged_at, acknowledged_by from alert_acks").fetchall()
+        return {r[0]: (r[1], r[2]) for r in rows}
+
+    def setting(self, key: str) -> str | None:
+        with self.backend.transaction() as tx:
+            row = tx.execute("select value from hub_settings where key = ?", [key]).fetchone()
+        return row[0] if row else None
+
+    def set_setting(self, key: str, value: str) -> None:
+        with self.backend.transaction() as tx:
+            tx.execute("delete from hub_settings where key = ?", [key])
+            tx.execute("insert into hub_settings (key, value) values (?, ?)", [key, value])
+
+    # -- what the live list shows ----------------------------------------------------
+
+    def change_marker(self) -> str:
+        """Changes whenever a record, acknowledgement or review is added or
+        removed: cheap enough to poll a few times a second."""
+        with self.backend.transaction() as tx:
+            a = tx.execute("select count(*), max(received_at) from records").fetchone()
+            b = tx.execute("select count(*) from alert_acks").fetchone()
+            c = tx.execute("select count(*) from intake_reviews").fetchone()
+        return f"{a[0]}|{a[1]}|{b[0]}|{c[0]}"
+
+    def records_received_since(self, since: str) -> list[StoredRecord]:
+        with self.backend.transaction() as tx:
+            rows = tx.execute(
+                f"select {_RECORD_COLUMNS} from records where received_at >= ? order by received_at, id", [since]
+            ).fetchall()
+        return [_stored(r) for r in rows]
+
+    def unacknowledged_alerts(self) -> list[StoredRecord]:
+        """Every alert and staff call staff have not acknowledged, of any day."""
+        with self.backend.transaction() as tx:
+            rows = tx.execute(
+                f"select {_RECORD_COLUMNS} from records r where kind in ('alert', 'staff-call') "
+                "and not exists (select 1 from alert_acks a where a.record_id = r.id) order by received_at, id"
+            ).fetchall()
+        return [_stored(r) for r in rows]
+
+    def alert_record(self, record_id: str) -> StoredRecord | None:
+        with self.backend.transaction() as tx:
+            row = tx.execute(
+                f"select {_RECORD_COLUMNS} from records where id = ? and kind in ('alert', 'staff-call')",
+                [record_id],
+            ).fetchone()
+        return _stored(row) if row else None
+
+    def intake_records(self, intake_id: str) -> list[StoredRecord]:
+        """The visit(s) and alerts of one intake. Alerts keep their intake id
+        only in the payload, so they are matched there."""
+        with self.backend.transaction() as tx:
+            rows = tx.execute(
+                f"select {_RECORD_COLUMNS} from records where intake_id = ? "
+                "or (kind in ('alert', 'staff-call') and payload like ?) order by received_at, id",
+                [intake_id, f'%"{intake_id}"%'],
+            ).fetchall()
+        return [r for r in map(_stored, rows) if r.intake_id == intake_id]
+
+    def record_ages(self) -> list[tuple[str, str, str, str | None]]:
+        """(id, kind, received_at, intake_id) of every record, for retention."""
+        with self.backend.transaction() as tx:
+            rows = tx.execute(f"select {_RECORD_COLUMNS} from records").fetchall()
+        return [(r.id, r.kind, r.received_at, r.intake_id) for r in map(_stored, rows)]
+
+    def delete_records(self, ids: Sequence[str], intake_ids: Sequence[str]) -> int:
+        """Deletes records (and the reviews and acknowledgements that refer
+        to them) in one transaction; returns how many records went."""
+        deleted = 0
+        with self.backend.transaction() as tx:
+            for i in range(0, len(ids), 500):
+                chunk = list(ids[i : i + 500])
+                marks = ", ".join("?" for _ in chunk)
+                tx.execute(f"delete from alert_acks where record_id in ({marks})", chunk)
+                tx.execute(f"delete from records where id in ({marks})", chunk)
+                deleted += tx.rowcount
+            for i in range(0, len(intake_ids), 500):
+                chunk = list(intake_ids[i : i + 500])
+                marks = ", ".join("?" for _ in chunk)
+                tx.execute(f"delete from intake_reviews where intake_id in ({marks})", chunk)
+        return deleted
+
+    def kiosk_rows(self) -> list[dict]:
+        """Every kiosk the hub knows (enrolled or reporting), with what it
+        last reported and whether it still has a live token."""
+        with self.backend.transaction() as tx:
+            known = tx.execute(
+                "select kiosk_id, name, enrolled_at, last_contact, report, revoked_at from kiosks"
+            ).fetchall()
+            tokens = tx.execute(
+                "select kiosk_id, min(created_at), sum(case when revoked_at is null then 1 else 0 end) "
+                "from kiosk_tokens group by kiosk_id"
+            ).fetchall()
+        out: dict[str, dict] = {}
+        for kiosk_id, created, live in tokens:
+            out[kiosk_id] = {"kiosk_id": kiosk_id, "name": "", "enrolled_at": created, "last_contact": None,
+                             "report": "{}", "live_tokens": int(live or 0)}
+        for kiosk_id, name, enrolled, last, report, _revoked in known:
+            row = out.setdefault(kiosk_id, {"kiosk_id": kiosk_id, "live_tokens": 0})
+            row.update(name=name, enrolled_at=enrolled, last_contact=last, report=report)
+        return sorted(out.values(), key=lambda r: r["kiosk_id"])
+
+# == end of the staff web page section ==
+
+
+class HubRepository(StaffRepository):
     """What the hub keeps: kiosk tokens, enrollment codes, staff accounts and
     the records kiosks submitted."""
 

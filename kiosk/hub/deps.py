@@ -9,6 +9,7 @@ and kept on ``app.state.hub``.
 # run time.
 
 import collections
+import datetime as dt
 import threading
 import time
 from dataclasses import dataclass, field
@@ -20,6 +21,17 @@ from nacl.public import PrivateKey, SealedBox
 
 from .db import HubRepository
 from .errors import Refused
+
+
+@dataclass(frozen=True)
+class StaffSettings:
+    """How strict the staff page is (see :mod:`kiosk.hub.auth`)."""
+
+    session_idle: dt.timedelta = dt.timedelta(minutes=30)
+    max_failures: int = 5  # per account name
+    max_address_failures: int = 20  # per client address, across names
+    failure_window: dt.timedelta = dt.timedelta(minutes=15)
+    lock_for: dt.timedelta = dt.timedelta(minutes=15)
 
 
 @dataclass
@@ -76,14 +88,16 @@ class Throttle:
 
 @dataclass
 class HubState:
-    """What every request may need: the repository and the clinic's keys,
-    and the enrollment exchanges in flight (kept in memory: one finishes
-    within seconds, and a restarted hub simply asks the kiosk to try again)."""
+    """What every request may need: the repository, the clinic's keys, the
+    staff page's settings, and the enrollment exchanges in flight (kept in
+    memory: one finishes within seconds, and a restarted hub simply asks the
+    kiosk to try again)."""
 
     repo: HubRepository
     private_key: bytes
     public_key: bytes
     cert_sha256: str
+    staff: StaffSettings = field(default_factory=StaffSettings)
     #: Exchanges a code allows before it is burned.
     enroll_attempts: int = 3
     enroll_throttle: Throttle = field(default_factory=lambda: Throttle(limit=10, window_s=60.0))

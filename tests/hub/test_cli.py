@@ -158,7 +158,7 @@ def test_a_record_the_hub_refuses_is_set_aside_and_the_rest_still_syncs(hub, kio
 
 
 def test_staff_passwords_are_stored_hashed(tmp_path):
-    from kiosk.hub.cli import verify_password
+    from kiosk.hub.auth import verify_password
     from kiosk.hub.db import HubRepository, open_backend
 
     data = tmp_path / "hub"

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond deploy/system-deps.sh, only when
+# it is missing and only as root: Debian's Chromium (the staff page's browser
+# tests drive it through Playwright; no browser is ever downloaded), its
+# fonts, and the PostgreSQL server (the hub's tests start a throwaway
+# cluster). Not root and something missing: says so, and those tests skip
+# (or fail under CI=true, saying what is missing).
+set -euo pipefail
+missing=()
+command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
+ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "note: not root, so not installing ${missing[*]}; the tests that need them will say so" >&2
+    exit 0
+fi
+echo "Installing test packages: ${missing[*]}"
+apt-get update -qq || echo "warning: apt-get update failed" >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null \
+    || echo "warning: could not install ${missing[*]}; the tests that need them will say so" >&2
