@@ -259,7 +259,7 @@ def user_disable(name: str, data: Path, db: str | None) -> None:
 @db_option
 def audit_command(since: str | None, data: Path, db: str | None) -> None:
     """Prints the audit log as JSON lines (at, user, action, target), oldest first."""
-    for entry in _open(data, db).audit_entries(_since(since)):
+    for entry in _open(data, db).audit_entries(_day(since, "--since")):
         click.echo(audit_log.json_line(entry))
 
 

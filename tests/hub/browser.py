@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 from kiosk.alerts import Alert
+from kiosk.crypto import read_enrollment
 from kiosk.pack import load_pack
 from kiosk.runtime import Runtime
 from kiosk.sync import SyncWorker
@@ -61,9 +62,13 @@ class KioskSide:
         self.pack = load_pack(None)
         store_runtime = Runtime.create(config, pack=self.pack)
         self.runtime = store_runtime
-        self.runtime.sync = SyncWorker(config)
+        #: Alert ids staff acknowledged, as the kiosk learned them from the hub.
+        self.acknowledged: list[str] = []
+        self.runtime.sync = SyncWorker(config, on_acknowledged=self.acknowledged.extend,
+                                       content_version=self.pack.content_version)
         self.runtime.sync.start()
-        self.kiosk_id = config.kiosk.kiosk_id
+        #: The id the hub gave this kiosk at enrollment.
+        self.kiosk_id = read_enrollment(config.data_path)["kiosk_id"]
 
     def visit(self, answers: dict, status: str = "complete") -> dict:
         v = Visit(self.pack, "en", kiosk_id=self.kiosk_id)

@@ -102,8 +102,14 @@ def test_front_desk_sees_hears_and_acknowledges_an_emergency(chromium, desk, tmp
     banner.get_by_role("button", name="Acknowledge").click()
     page.wait_for_selector(f'[role=alert][data-alert="{alert}"]', state="detached", timeout=10_000)
     with hub.repo() as repo:
-        assert repo.acknowledged_among("front-desk", [alert, call]) == [alert]
+        assert repo.acknowledged_among(kiosk.kiosk_id, [alert, call]) == [alert]
         assert repo.acknowledgements()[alert][1] == "maria"
+    # ... and the kiosk learns it on its next contact (its call light goes
+    # off on this hook); the staff call stays open there.
+    kiosk.runtime.sync.wake()
+    wait_until(lambda: alert in kiosk.acknowledged, timeout=30, what="the kiosk to learn the acknowledgement")
+    assert kiosk.acknowledged == [alert]
+    assert kiosk.runtime.store.open_alert_ids() == [call]
 
     # The intake page: summary first, body map, answers; mark reviewed.
     page.click(f'a[href="/intakes/{intake}"]')

@@ -8,7 +8,7 @@ import types
 
 from click.testing import CliRunner
 
-from kiosk.crypto import sealer_for
+from kiosk.crypto import read_enrollment, sealer_for
 from kiosk.hub import cli as hub_cli
 from kiosk.hub.export import CSV_COLUMNS
 from kiosk.store import Store
@@ -78,7 +78,9 @@ def test_csv_export_of_synced_visits(hub, kiosk):
     assert len(body) == 4  # visits only, not the alert
     first = dict(zip(header, body[0]))
     assert first["intake_id"] == make_visit(0)["intake_id"]
-    assert first["kiosk_id"] == "kiosk-1"
+    # The kiosk the device token authenticated: the id the hub assigned.
+    assert first["kiosk_id"] == read_enrollment(kiosk.data_path)["kiosk_id"]
+    assert first["kiosk_id"].startswith("kiosk-1-")
     assert first["codes"] == "b-code;a-code"
     assert first["startback_risk"] == "medium" and first["peg"] == "5.3"
     assert first["given-name"] == PATIENT_NAME

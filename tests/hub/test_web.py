@@ -25,6 +25,7 @@ from kiosk.hub.app import create_app
 from kiosk.hub.auth import hash_password
 from kiosk.hub.db import HubRepository, open_backend
 from kiosk.hub.deps import StaffSettings
+from kiosk.protocol import CODE_ID_CHARS
 
 from .conftest import PATIENT_NAME
 
@@ -51,6 +52,15 @@ def visit_payload(intake_id: str, tier: str = "emergency", name: str = PATIENT_N
     }
 
 
+def enroll_in_repo(repo: HubRepository, name: str, code: str | None = None) -> tuple[str, str]:
+    """(kiosk id, device token) of a kiosk enrolled with ``code`` (a new one
+    by default), as the hub's side of the SPAKE2 exchange leaves it."""
+    code = code or repo.new_enroll_code()
+    code_id = code.replace("-", "")[:CODE_ID_CHARS]
+    repo.start_enrollment(code_id, max_attempts=3)
+    return repo.finish_enrollment(code_id, name)
+
+
 class Web:
     """The hub app with a kiosk enrolled through the sync API and a browser-
     like client per staff member."""
@@ -64,10 +74,9 @@ class Web:
         self.repo.add_user("ana", "staff", hash_password(PASSWORD))
         self.repo.add_user("boss", "admin", hash_password(PASSWORD))
         api = self.client()
-        code = self.repo.new_enroll_code()
-        enrolled = api.post("/v1/enroll", json={"code": code, "kiosk_id": "front-desk"})
-        assert enrolled.status_code == 200, enrolled.text
-        self.token = enrolled.json()["token"]
+        # The SPAKE2 exchange itself is tested in test_enroll.py; here the
+        # kiosk is enrolled by the repository, under a hub-assigned id.
+        self.kiosk_id, self.token = enroll_in_repo(self.repo, "Front desk")
         self.api = api
 
     def client(self) -> TestClient:
@@ -223,7 +232,7 @@ def test_missing_or_wrong_csrf_is_refused_on_every_form(web, token):
                         ("/exports/download", {"format": "csv"}), ("/logout", {}),
                         ("/admin/users", {"name": "eve", "role": "admin", "password": "x" * 12}),
                         ("/admin/users/ana/disable", {}), ("/admin/kiosks/enroll-code", {}),
-                        ("/admin/kiosks/front-desk/revoke", {}), ("/admin/retention", {"days": "1"})]:
+                        (f"/admin/kiosks/{web.kiosk_id}/revoke", {}), ("/admin/retention", {"days": "1"})]:
         r = client.post(path, data={**data, **extra})
         assert r.status_code == 403, path
         assert "nothing was changed" in r.text, path
@@ -240,7 +249,7 @@ def test_staff_account_gets_403_on_admin_pages_and_changes_nothing(web):
         assert r.status_code == 403 and "This page is for admin accounts." in r.text, path
     for path, extra in [("/admin/users", {"name": "eve", "role": "admin", "password": "x" * 12}),
                         ("/admin/users/boss/disable", {}), ("/admin/kiosks/enroll-code", {}),
-                        ("/admin/kiosks/front-desk/revoke", {}), ("/admin/retention", {"days": "1"})]:
+                        (f"/admin/kiosks/{web.kiosk_id}/revoke", {}), ("/admin/retention", {"days": "1"})]:
         assert client.post(path, data={"csrf": csrf, **extra}).status_code == 403, path
     assert web.snapshot() == before
     assert "/admin/" not in client.get("/").text  # no admin links for staff
@@ -287,7 +296,7 @@ def test_emergency_shows_as_an_alert_banner_until_acknowledged(web):
     assert f"/intakes/{intake}" in page
     r = client.post(f"/alerts/{alert}/ack", data={"csrf": csrf})
     assert r.status_code == 303
-    assert web.repo.acknowledged_among("front-desk", [alert]) == [alert]
+    assert web.repo.acknowledged_among(web.kiosk_id, [alert]) == [alert]
     assert 'role="alert"' not in client.get("/").text
     assert [(e["user"], e["target"]) for e in web.audit("alert.ack")] == [("ana", alert)]
     # A second acknowledgement (another tab) is harmless and not audited twice.
@@ -414,12 +423,13 @@ def test_kiosks_page_issues_a_code_with_a_qr_code_and_revokes(web):
     r = admin.post("/admin/kiosks/enroll-code", data={"csrf": csrf})
     code = re.search(r'id="enroll-code">([A-Z0-9-]+)<', r.text).group(1)
     assert "<svg" in r.text and f"clinic-kiosk enroll https://testserver {code}" in r.text
-    enrolled = web.client().post("/v1/enroll", json={"code": code, "kiosk_id": "waiting-room"})
-    assert enrolled.status_code == 200
-    assert admin.post("/admin/kiosks/front-desk/revoke", data={"csrf": csrf}).status_code == 303
+    other_id, other_token = enroll_in_repo(web.repo, "Waiting room", code)
+    assert other_id.startswith("waiting-room-")
+    assert admin.post(f"/admin/kiosks/{web.kiosk_id}/revoke", data={"csrf": csrf}).status_code == 303
     assert web.repo.kiosk_for_token(web.token) is None
-    assert admin.post("/admin/kiosks/front-desk/revoke", data={"csrf": csrf}).status_code == 404
-    assert [e["target"] for e in web.audit("kiosk.revoke")] == ["front-desk"]
+    assert web.repo.kiosk_for_token(other_token) == other_id  # revoking one kiosk leaves the other
+    assert admin.post(f"/admin/kiosks/{web.kiosk_id}/revoke", data={"csrf": csrf}).status_code == 404
+    assert [e["target"] for e in web.audit("kiosk.revoke")] == [web.kiosk_id]
     assert len(web.audit("kiosk.enroll-code")) == 1
 
 

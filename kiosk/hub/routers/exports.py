@@ -24,6 +24,15 @@ from .staff import render
 router = APIRouter(tags=["exports"], include_in_schema=False)
 
 
+def _date(value: str, name: str) -> str | None:
+    if not value:
+        return None
+    try:
+        return dt.date.fromisoformat(value).isoformat()
+    except ValueError:
+        raise PageRefused(422, f"{name}: {value[:20]!r} is not a date (YYYY-MM-DD); nothing was exported.") from None
+
+
 @router.get("/exports")
 def export_page(request: Request, user: Staff):
     return render(request, "exports.html", user=user, formats=list(exports.FORMATS))
