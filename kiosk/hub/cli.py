@@ -25,6 +25,7 @@ import nacl.exceptions
 import nacl.pwhash
 
 from ..protocol import cert_fingerprint
+from . import backup
 from . import export as exports
 from .db import DatabaseURLError, HubRepository, open_backend, redact_url
 from .keys import (
@@ -263,6 +264,9 @@ def export_command(fmt: str, since: str | None, out: Path | None, data: Path, db
                 n = exports.write_csv(fh, header, rows)
         os.replace(tmp, out)
     click.echo(f"{n} visit(s) exported", err=True)
+
+
+backup.add_commands(main, data_option, db_option)
 
 
 if __name__ == "__main__":
