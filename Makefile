@@ -23,6 +23,7 @@ run: $(STAMP) media
 	$(PY) -m kiosk.demo
 
 test: $(STAMP)
+	bash tests/system-deps.sh
 	$(PY) -m pytest
 
 bench: $(STAMP)

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs beyond deploy/system-deps.sh, only when
+# it is missing and only as root: shellcheck and systemd's systemd-analyze
+# (tests/deploy checks the deploy scripts and units with them). Not root and
+# something missing: says so, and those tests skip (or fail under CI=true,
+# saying what is missing).
+set -euo pipefail
+missing=()
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
+[ ${#missing[@]} -eq 0 ] && exit 0
+if [ "$(id -u)" -ne 0 ]; then
+    echo "note: not root, so not installing ${missing[*]}; the tests that need them will say so" >&2
+    exit 0
+fi
+echo "Installing test packages: ${missing[*]}"
+apt-get update -qq || echo "warning: apt-get update failed" >&2
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq -o DPkg::Lock::Timeout=300 "${missing[@]}" >/dev/null \
+    || echo "warning: could not install ${missing[*]}; the tests that need them will say so" >&2
