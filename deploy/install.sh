@@ -66,21 +66,26 @@ systemd_enable() {
 }
 
 install_unit() {
-    step install -m 0644 -o root -g root "$src/deploy/$1" "$ROOT/etc/systemd/system/$1"
+    step install -D -m 0644 -o root -g root "$src/deploy/$1" "$ROOT/etc/systemd/system/$1"
     systemd_enable "$1"
 }
 
 # install_app APP EXTRA SELFTEST: the first release, unless one is there.
 install_app() {
     local running
+    FRESH=0
     if running="$(release_of "$1" current)"; then
         say "$1: ${running##*/} already installed (deploy/update.sh installs a newer one)"
         return
     fi
     make_dir "$1" 0755 root
     make_dir "$1/releases" 0755 root
-    new_release "$1" "$src" "$2" || die "installing into $ROOT$RELEASE failed (see the pip output above)"
+    if ! new_release "$1" "$src" "$2"; then
+        step rm -rf "$ROOT$RELEASE"
+        die "installing into $ROOT$RELEASE failed (see the output above); nothing was switched on"
+    fi
     point "$1" current "$RELEASE"
+    FRESH=1
 }
 
 # cmdline_option OPTION: adds OPTION to the kernel command line once.
@@ -193,12 +198,15 @@ install_kiosk() {
     make_dir /var/lib/clinic-kiosk 0700 kiosk
     install_app "$app" kiosk
     kiosk_config
+    say "+ clinic-kiosk validate --config $ROOT/etc/clinic-kiosk/kiosk.toml"
     if [ "$DRY_RUN" = 0 ]; then
-        say "+ clinic-kiosk validate --config $ROOT/etc/clinic-kiosk/kiosk.toml"
         "$ROOT$app/current/venv/bin/clinic-kiosk" validate --config "$ROOT/etc/clinic-kiosk/kiosk.toml" \
             || die "$ROOT/etc/clinic-kiosk/kiosk.toml has the problems above; fix them and run install.sh again"
     fi
-    kiosk_selftest "$app/current" || die "self-test failed: $(tail -n 1 "$LOG")"
+    # A first install, or one that stopped before enabling the service.
+    if [ "$FRESH" = 1 ] || [ ! -f "$ROOT/etc/systemd/system/clinic-kiosk.service" ]; then
+        kiosk_selftest "$app/current" || die "self-test failed: $(tail -n 1 "$LOG")"
+    fi
     install_unit clinic-kiosk.service
     # The kiosk owns the display: no login prompt on it, no blanking.
     step systemctl "${ROOT_OPT[@]}" mask getty@tty1.service
@@ -227,7 +235,10 @@ install_hub() {
             chown -R "$(ids clinic-hub)" "$ROOT/var/lib/clinic-hub"
         fi
     fi
-    hub_selftest "$app/current" || die "self-test failed: $(tail -n 1 "$LOG")"
+    # A first install, or one that stopped before enabling the service.
+    if [ "$FRESH" = 1 ] || [ ! -f "$ROOT/etc/systemd/system/clinic-hub.service" ]; then
+        hub_selftest "$app/current" || die "self-test failed: $(tail -n 1 "$LOG")"
+    fi
     install_unit clinic-hub.service
     if [ -z "$ROOT" ]; then
         step systemctl restart clinic-hub.service
@@ -235,6 +246,9 @@ install_hub() {
     say "hub installed on port 8443. Next: back it up (deploy/README.md, \"Hub backups\")."
 }
 
+if [ "$DRY_RUN" = 1 ]; then
+    trap 'rm -f "$LOG"; say "(dry run: nothing was changed)"' EXIT
+fi
 if [ "$overlay" = off ]; then
     readonly_root
 elif [ "$mode" = hub ]; then

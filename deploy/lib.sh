@@ -26,8 +26,16 @@ die() {
 
 # step CMD ARGS...: prints the command, then runs it unless --dry-run.
 step() {
+    local arg
     printf '+'
-    printf ' %q' "$@"
+    for arg in "$@"; do
+        # Plain words as they are, anything else quoted so it can be pasted.
+        if [[ "$arg" =~ ^[][A-Za-z0-9_@%+=:,./-]+$ ]]; then
+            printf ' %s' "$arg"
+        else
+            printf ' %q' "$arg"
+        fi
+    done
     printf '\n'
     if [ "$DRY_RUN" = 0 ]; then
         "$@"
@@ -74,7 +82,7 @@ make_dir() {
 # copy_source SRC DEST: the source tree without version control, virtual
 # environments or local state.
 copy_source() {
-    step mkdir -p "$2"
+    step mkdir -p "$2" || return 1
     say "+ tar -C $1 -c . | tar -C $2 -x   (without .git, .venv, venv, var, build)"
     if [ "$DRY_RUN" = 0 ]; then
         tar -C "$1" --exclude=./.git --exclude=./.venv --exclude=./venv --exclude=./var \
@@ -92,10 +100,16 @@ new_release() {
     fi
     while [ -e "$ROOT$app/releases/$id" ]; do id="$id+"; done
     RELEASE="$app/releases/$id"
-    copy_source "$src" "$ROOT$RELEASE"
+    copy_source "$src" "$ROOT$RELEASE" || return 1
     # --system-site-packages lets gpiozero find Debian's python3-lgpio (Pi 5).
-    step "$PYTHON" -m venv --system-site-packages "$ROOT$RELEASE/venv"
-    step "$ROOT$RELEASE/venv/bin/pip" install --quiet --disable-pip-version-check "$ROOT${RELEASE}[$extra]"
+    step "$PYTHON" -m venv --system-site-packages "$ROOT$RELEASE/venv" || return 1
+    # Editable: the code stays in the release folder next to the media and
+    # content it finds relative to itself; the folder never changes later.
+    step "$ROOT$RELEASE/venv/bin/pip" install --quiet --disable-pip-version-check \
+        --editable "$ROOT${RELEASE}[$extra]" || return 1
+    if [ "$extra" = kiosk ]; then
+        step "$ROOT$RELEASE/venv/bin/python" -m kiosk.media_gen --out "$ROOT$RELEASE/media/generated" || return 1
+    fi
 }
 
 release_of() {
