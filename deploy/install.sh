@@ -88,6 +88,15 @@ install_app() {
     FRESH=1
 }
 
+# on_path TOOL...: /usr/local/bin/TOOL runs the current release's TOOL.
+on_path() {
+    local tool
+    step mkdir -p "$ROOT/usr/local/bin"
+    for tool in "$@"; do
+        step ln -sfn "$app/current/venv/bin/$tool" "$ROOT/usr/local/bin/$tool"
+    done
+}
+
 # cmdline_option OPTION: adds OPTION to the kernel command line once.
 cmdline_option() {
     local f
@@ -197,6 +206,7 @@ install_kiosk() {
     make_dir /etc/clinic-kiosk 0755 root
     make_dir /var/lib/clinic-kiosk 0700 kiosk
     install_app "$app" kiosk
+    on_path clinic-kiosk
     kiosk_config
     say "+ clinic-kiosk validate --config $ROOT/etc/clinic-kiosk/kiosk.toml"
     if [ "$DRY_RUN" = 0 ]; then
@@ -226,6 +236,7 @@ install_hub() {
     add_system_user clinic-hub /var/lib/clinic-hub
     make_dir /var/lib/clinic-hub 0700 clinic-hub
     install_app "$app" hub
+    on_path clinic-hub
     if [ -f "$ROOT/var/lib/clinic-hub/clinic.key" ]; then
         say "$ROOT/var/lib/clinic-hub: hub already initialised, kept"
     else

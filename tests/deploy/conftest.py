@@ -53,12 +53,15 @@ chmod +x "$last/bin/"*
 """
 
 
-@pytest.fixture
-def fake_python(tmp_path) -> Path:
-    path = tmp_path / "fake-python"
+def make_fake_python(path: Path) -> Path:
     path.write_text(FAKE_PYTHON.replace("{bin}", str(VENV_BIN)))
     path.chmod(0o755)
     return path
+
+
+@pytest.fixture
+def fake_python(tmp_path) -> Path:
+    return make_fake_python(tmp_path / "fake-python")
 
 
 def copy_clone(dest: Path) -> Path:
@@ -73,11 +76,9 @@ def clone(tmp_path) -> Path:
     return copy_clone(tmp_path / "clone")
 
 
-@pytest.fixture
-def fake_root(tmp_path) -> Path:
+def make_fake_root(root: Path) -> Path:
     """A Raspberry Pi OS root in miniature: the account files with the Pi's
     device groups, the kernel command line and fstab."""
-    root = tmp_path / "root"
     (root / "etc").mkdir(parents=True)
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
     (root / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
@@ -94,6 +95,11 @@ def fake_root(tmp_path) -> Path:
     (root / "boot/firmware/cmdline.txt").write_text(
         "console=serial0,115200 console=tty1 root=PARTUUID=1234-02 rootfstype=ext4 fsck.repair=yes rootwait\n")
     return root
+
+
+@pytest.fixture
+def fake_root(tmp_path) -> Path:
+    return make_fake_root(tmp_path / "root")
 
 
 def run_script(script: Path, *args: str, python: Path | None = None, input: str = "",

@@ -79,6 +79,9 @@ def test_install_into_a_fake_root_then_again_changes_nothing(clone, fake_root, f
     for path in (app, current.resolve(), current.resolve() / "kiosk"):
         assert path.stat().st_uid == 0 and not mode(path) & 0o022, path  # the kiosk cannot change its code
 
+    assert str((fake_root / "usr/local/bin/clinic-kiosk").readlink()) == \
+        "/opt/clinic-kiosk/current/venv/bin/clinic-kiosk"
+
     units = fake_root / "etc/systemd/system"
     assert (units / "clinic-kiosk.service").read_text() == (clone / "deploy/clinic-kiosk.service").read_text()
     assert mode(units / "clinic-kiosk.service") == 0o644

@@ -10,15 +10,25 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import copy_clone, run_script
+from tests.deploy.conftest import copy_clone, make_fake_python, make_fake_root, run_script
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    """A fake root with the kiosk installed, shared by the tests here (an
+    install runs the real self-test, which takes a while); each test leaves
+    it running the version it found."""
+    base = tmp_path_factory.mktemp("installed")
+    root, python = make_fake_root(base / "root"), make_fake_python(base / "fake-python")
+    clone = copy_clone(base / "clone")
+    result = run_script(clone / "deploy/install.sh", "--root", str(root), python=python, input="1357\n")
+    assert result.returncode == 0, result.stdout + result.stderr
+    return root
 
 
 @pytest.fixture
-def installed(clone, fake_root, fake_python) -> Path:
-    """A fake root with the kiosk installed from ``clone``."""
-    result = run_script(clone / "deploy/install.sh", "--root", str(fake_root), python=fake_python, input="1357\n")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return fake_root
+def fake_python(installed) -> Path:
+    return installed.parent / "fake-python"
 
 
 def current(root: Path) -> str:
@@ -73,16 +83,17 @@ def test_a_failing_self_test_keeps_the_running_version(installed, tmp_path, fake
 
 def test_a_failed_install_keeps_the_running_version(installed, tmp_path, fake_python):
     first = current(installed)
+    before = releases(installed)
     src = new_version(tmp_path, "no-wheels")
     (src / "PIP_FAILS").touch()
     result = run_script(src / "deploy/update.sh", "--root", str(installed), str(src), python=fake_python)
     assert result.returncode == 1
     assert result.stderr.strip().splitlines()[-1] == (
         f"update.sh: installing the new version failed; still running {first.split('/')[-1]}")
-    assert current(installed) == first and len(releases(installed)) == 1
+    assert current(installed) == first and releases(installed) == before
 
 
-def test_dry_run_update_changes_nothing_and_nothing_installed_says_so(installed, tmp_path, fake_python, fake_root):
+def test_dry_run_update_changes_nothing_and_nothing_installed_says_so(installed, tmp_path, fake_python):
     src = new_version(tmp_path, "v2")
     before = releases(installed), current(installed)
     result = run_script(src / "deploy/update.sh", "--dry-run", "--root", str(installed), str(src), python=fake_python)
@@ -96,3 +107,25 @@ def test_dry_run_update_changes_nothing_and_nothing_installed_says_so(installed,
     assert result.returncode == 1
     assert result.stderr.strip() == f"update.sh: {empty}/opt/clinic-kiosk/current: nothing installed yet; " \
         "run deploy/install.sh first"
+
+
+def test_hub_update_whose_code_does_not_load_keeps_the_running_hub(tmp_path, fake_root, fake_python, clone):
+    result = run_script(clone / "deploy/install.sh", "--hub", "--root", str(fake_root), python=fake_python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    link = fake_root / "opt/clinic-hub/current"
+    first = str(link.readlink())
+    src = new_version(tmp_path, "hub-broken")
+    with (src / "kiosk/hub/cli.py").open("a") as fh:
+        fh.write("\nthis is not python\n")
+    result = run_script(src / "deploy/update.sh", "--hub", "--root", str(fake_root), str(src), python=fake_python)
+    assert result.returncode == 1
+    line = result.stderr.strip().splitlines()[-1]
+    assert line.startswith("update.sh: self-test of ") and "SyntaxError" in line, line
+    assert str(link.readlink()) == first
+
+    good = new_version(tmp_path, "hub-v2")
+    result = run_script(good / "deploy/update.sh", "--hub", "--root", str(fake_root), str(good), python=fake_python)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert (link / "VERSION-MARK").read_text() == "hub-v2"
+    # The hub's data is untouched by an update.
+    assert (fake_root / "var/lib/clinic-hub/clinic.key").exists()
