@@ -116,7 +116,7 @@ def test_hub_update_whose_code_does_not_load_keeps_the_running_hub(tmp_path, fak
     first = str(link.readlink())
     src = new_version(tmp_path, "hub-broken")
     with (src / "kiosk/hub/cli.py").open("a") as fh:
-        fh.write("\nthis is not python\n")
+        fh.write("\ndef broken(:\n")
     result = run_script(src / "deploy/update.sh", "--hub", "--root", str(fake_root), str(src), python=fake_python)
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
