@@ -133,9 +133,21 @@ fstab_bind() {
     fi
 }
 
+# move_data SUB DIR OWNER: DIR's contents onto the data partition (once),
+# bound back over DIR at every boot.
+move_data() {
+    make_dir "$data_mount/$1" 0700 "$3"
+    if [ -z "$(ls -A "$ROOT$2" 2>/dev/null)" ] || [ -n "$(ls -A "$ROOT$data_mount/$1" 2>/dev/null)" ]; then
+        say "nothing in $2 to move to $data_mount/$1"
+    else
+        step cp -a "$ROOT$2/." "$ROOT$data_mount/$1/"
+    fi
+    fstab_bind "$data_mount/$1" "$2"
+}
+
 # The read-only root: everything written to / vanishes at reboot, so the
-# kiosk's data (database, keys) and the journal go to a partition of their
-# own, bound over their usual places.
+# kiosk's and the hub's data (database, keys) and the journal go to a
+# partition of their own, bound over their usual places.
 readonly_root() {
     if [ "$overlay" = off ]; then
         raspi_config do_overlayfs 1
@@ -146,14 +158,13 @@ readonly_root() {
         die "$data_mount is not a mounted partition; the read-only root needs the data on one (deploy/README.md)"
     fi
     [ -d "$ROOT$data_mount" ] || die "$ROOT$data_mount: no such folder"
-    make_dir "$data_mount/kiosk" 0700 kiosk
-    step install -d -m 2755 "$ROOT$data_mount/journal"
-    if [ -z "$(ls -A "$ROOT/var/lib/clinic-kiosk" 2>/dev/null)" ] || [ -n "$(ls -A "$ROOT$data_mount/kiosk")" ]; then
-        say "no kiosk data to move to $data_mount/kiosk"
-    else
-        step cp -a "$ROOT/var/lib/clinic-kiosk/." "$ROOT$data_mount/kiosk/"
+    if user_exists kiosk || [ "$mode" = kiosk ]; then
+        move_data kiosk /var/lib/clinic-kiosk kiosk
     fi
-    fstab_bind "$data_mount/kiosk" /var/lib/clinic-kiosk
+    if user_exists clinic-hub || [ "$mode" = hub ]; then
+        move_data hub /var/lib/clinic-hub clinic-hub
+    fi
+    step install -d -m 2755 "$ROOT$data_mount/journal"
     fstab_bind "$data_mount/journal" /var/log/journal
     raspi_config do_overlayfs 0
     say "read-only root switched on at the next reboot: sudo reboot"
@@ -221,9 +232,6 @@ install_kiosk() {
     # The kiosk owns the display: no login prompt on it, no blanking.
     step systemctl "${ROOT_OPT[@]}" mask getty@tty1.service
     cmdline_option consoleblank=0
-    if [ -n "$overlay" ]; then
-        readonly_root
-    fi
     if [ -z "$ROOT" ]; then
         step systemctl restart clinic-kiosk.service
     fi
@@ -262,8 +270,13 @@ if [ "$DRY_RUN" = 1 ]; then
 fi
 if [ "$overlay" = off ]; then
     readonly_root
-elif [ "$mode" = hub ]; then
+    exit 0
+fi
+if [ "$mode" = hub ]; then
     install_hub
 else
     install_kiosk
+fi
+if [ "$overlay" = on ]; then
+    readonly_root
 fi

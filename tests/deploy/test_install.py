@@ -134,10 +134,12 @@ def test_hub_install_into_a_fake_root(clone, fake_root, fake_python):
     assert (data / "clinic.key").read_bytes() == key
 
 
-def test_read_only_root_puts_data_and_journal_on_the_data_partition(clone, fake_root, fake_python):
+def test_read_only_root_puts_kiosk_and_hub_data_and_the_journal_on_the_data_partition(clone, fake_root, fake_python):
     (fake_root / "srv/clinic-data").mkdir(parents=True)
     assert run_script(clone / "deploy/install.sh", "--root", str(fake_root), python=fake_python,
                       input="1357\n").returncode == 0
+    assert run_script(clone / "deploy/install.sh", "--hub", "--root", str(fake_root),
+                      python=fake_python).returncode == 0  # a one-kiosk clinic: the hub on the same Pi
     (fake_root / "var/lib/clinic-kiosk/kiosk.db").write_text("queued visits")
     for _ in range(2):
         result = run_script(clone / "deploy/install.sh", "--readonly-root", "/srv/clinic-data",
@@ -146,6 +148,9 @@ def test_read_only_root_puts_data_and_journal_on_the_data_partition(clone, fake_
     fstab = (fake_root / "etc/fstab").read_text().splitlines()
     assert fstab.count("/srv/clinic-data/kiosk /var/lib/clinic-kiosk none bind,nofail 0 0") == 1
     assert fstab.count("/srv/clinic-data/journal /var/log/journal none bind,nofail 0 0") == 1
+    assert fstab.count("/srv/clinic-data/hub /var/lib/clinic-hub none bind,nofail 0 0") == 1
+    assert (fake_root / "srv/clinic-data/hub/clinic.key").read_bytes() == \
+        (fake_root / "var/lib/clinic-hub/clinic.key").read_bytes()
     moved = fake_root / "srv/clinic-data/kiosk"
     assert (moved / "kiosk.db").read_text() == "queued visits" and mode(moved) == 0o700
     assert "raspi-config nonint do_overlayfs 0" in result.stdout
