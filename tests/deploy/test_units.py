@@ -102,3 +102,13 @@ def test_kiosk_unit_is_watched_and_reaches_only_its_devices():
         assert device in allowed
     assert set(values["SupplementaryGroups"][0].split()) == {"video", "render", "input", "gpio"}
     assert values["ReadWritePaths"] == ["/var/lib/clinic-kiosk"]
+
+
+def test_a_missing_tool_fails_under_ci_and_says_how_to_install_it(monkeypatch, tmp_path):
+    monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"shellcheck not found: install it with `apt-get install shellcheck`"):
+        require_tool("shellcheck", "shellcheck")
+    monkeypatch.setenv("CI", "")
+    with pytest.raises(pytest.skip.Exception):
+        require_tool("shellcheck", "shellcheck")
