@@ -2,14 +2,19 @@
 # Installs what the test suite needs beyond deploy/system-deps.sh, only when
 # it is missing and only as root: Debian's Chromium (the staff page's browser
 # tests drive it through Playwright; no browser is ever downloaded), its
-# fonts, and the PostgreSQL server (the hub's tests start a throwaway
-# cluster). Not root and something missing: says so, and those tests skip
-# (or fail under CI=true, saying what is missing).
+# fonts, the PostgreSQL server (the hub's tests start a throwaway cluster),
+# poppler's pdftotext/pdftoppm (the PDF export is read back), and shellcheck
+# and systemd's systemd-analyze (tests/deploy checks the deploy scripts and
+# units with them). Not root and something missing: says so, and those tests
+# skip (or fail under CI=true, saying what is missing).
 set -euo pipefail
 missing=()
 command -v chromium >/dev/null 2>&1 || [ -x /usr/bin/chromium ] || missing+=(chromium)
 [ -d /usr/share/fonts/truetype/dejavu ] || missing+=(fonts-dejavu-core)
 ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing+=(postgresql)
+command -v pdftoppm >/dev/null 2>&1 || missing+=(poppler-utils)
+command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v systemd-analyze >/dev/null 2>&1 || missing+=(systemd)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
     echo "note: not root, so not installing ${missing[*]}; the tests that need them will say so" >&2

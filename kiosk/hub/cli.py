@@ -29,6 +29,7 @@ import click
 
 from ..protocol import cert_fingerprint, redact_text, redact_url
 from . import audit as audit_log
+from . import backup
 from . import export as exports
 from . import retention as retention_rule
 from .auth import MIN_PASSWORD, ROLES, hash_password
@@ -378,6 +379,9 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
     for line in report.lines():
         click.echo(line, err=True)
     click.echo(f"{report.exported} intake(s) exported", err=True)
+
+
+backup.add_commands(main, data_option, db_option)
 
 
 if __name__ == "__main__":
