@@ -281,8 +281,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 id text primary key references records (id) on delete cascade,
                 version integer not null,
                 shape text,
-                head text,
-                cells text,
+                line text,
                 notes text,
                 problem text
             )""",
@@ -504,7 +503,8 @@ class HubRepository:
 
     def store_batch(self, kiosk_id: str, records: Sequence[IncomingRecord]) -> list[str]:
         """Stores a batch in one transaction; returns "stored" or "duplicate"
-        per record. A visit gets its export cells here, once. Raises :class:`Conflict` (and stores nothing) when an id
+        per record, and makes each new visit's export cells (once, here,
+        rather than at every export). Raises :class:`Conflict` (and stores nothing) when an id
         is already there with a different digest."""
         statuses: list[str] = []
         conflicts: list[str] = []
@@ -648,11 +648,10 @@ class HubRepository:
             tx.execute("insert into export_shapes (shape, link_ids) values (?, ?) on conflict do nothing",
                        [made.shape, made.link_ids])
         tx.execute(
-            "insert into export_cells (id, version, shape, head, cells, notes, problem) "
-            "values (?, ?, ?, ?, ?, ?, ?) on conflict (id) do update set version = excluded.version, "
-            "shape = excluded.shape, head = excluded.head, cells = excluded.cells, notes = excluded.notes, "
-            "problem = excluded.problem",
-            [record_id, version, made.shape, made.head, made.cells, made.notes, made.problem],
+            "insert into export_cells (id, version, shape, line, notes, problem) "
+            "values (?, ?, ?, ?, ?, ?) on conflict (id) do update set version = excluded.version, "
+            "shape = excluded.shape, line = excluded.line, notes = excluded.notes, problem = excluded.problem",
+            [record_id, version, made.shape, made.line, made.notes, made.problem],
         )
 
     def visit_cell_shapes(self, since: str | None, before: str | None,
@@ -713,9 +712,9 @@ class HubRepository:
 
     def iter_visit_cells(self, since: str | None, before: str | None, version: int,
                          chunk: int = 2000) -> Iterator[tuple]:
-        """(id, shape, head, cells, notes, problem) of every visit in the
-        range that has export cells of ``version``, oldest first."""
-        for row in self._visit_rows(", e.shape, e.head, e.cells, e.notes, e.problem", since, before, chunk,
+        """(id, shape, line, notes, problem) of every visit in the range
+        that has export cells of ``version``, oldest first."""
+        for row in self._visit_rows(", e.shape, e.line, e.notes, e.problem", since, before, chunk,
                                     "join export_cells e on e.id = r.id and e.version = ?", [version]):
             yield (row[0], *row[2:])
 

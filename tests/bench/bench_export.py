@@ -56,20 +56,27 @@ print(json.dumps({"n": report.exported, "s": seconds, "cpu_s": cpu, "rss_mb": kb
 
 
 def make_intakes(url: str, n: int) -> None:
-    """``n`` stored intakes, from one payload template with the intake id,
-    time and pain score filled in per row, inserted in large batches."""
+    """``n`` stored intakes, from three payload templates (one in four rows
+    lacks a few answers) with the intake id and time filled in per row,
+    inserted in large batches."""
     import datetime as dt
     import uuid
 
     from kiosk.hub.db import HubRepository, open_backend
     from tests.hub.intakes import intake
 
-    template = intake(0)
-    template["intake_id"] = "@ID@"
-    template["submitted_at"] = "@AT@"
-    template["questionnaire_response"]["authored"] = "@AT@"
-    template["questionnaire_response"]["id"] = "@ID@"
-    text = json.dumps(template, ensure_ascii=False)
+    texts = []
+    for skipped in ((), ("pain-duration", "height"), ("phone",)):
+        template = intake(0)
+        template["intake_id"] = "@ID@"
+        template["submitted_at"] = "@AT@"
+        template["questionnaire_response"]["authored"] = "@AT@"
+        template["questionnaire_response"]["id"] = "@ID@"
+        # Visits differ in the items skip logic hid or patients skipped, so
+        # rows do not all have the export's columns.
+        for link_id in skipped:
+            del template["answers"][link_id]
+        texts.append(json.dumps(template, ensure_ascii=False))
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
     backend = open_backend(url)
     HubRepository(backend).migrate()
@@ -83,6 +90,7 @@ def make_intakes(url: str, n: int) -> None:
     for i in range(n):
         rid = str(uuid.UUID(int=i + 1))
         at = (start + dt.timedelta(seconds=97 * i)).isoformat(timespec="milliseconds")
+        text = texts[0] if i % 4 else texts[1 + i % 8 // 4]
         rows.append((rid, at, rid, at, text.replace("@ID@", rid).replace("@AT@", at)))
         if len(rows) == 10_000 or i == n - 1:
             conn.execute("begin")

@@ -23,6 +23,7 @@ clinic's own questionnaire must never run in the clinic's spreadsheet.
 from __future__ import annotations
 
 import hashlib
+import operator
 import re
 from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
@@ -143,41 +144,66 @@ def fixed_cells(visit: _Row, kiosk_id: str) -> list[str]:
 # Bump when the cells a visit gets change (a new rule for a value, a new
 # fixed column): stored cells of another version are made again.
 CELLS_VERSION = 1
+# Separates the stored cells of a visit (see VisitCells): a control
+# character no stored cell holds, because quote() replaces it.
+SEP = "\x1f"
 # What makes csv.writer (QUOTE_MINIMAL, the default dialect) quote a field.
-_NEEDS_QUOTES = re.compile(r'[",\r\n]').search
+_QUOTED = re.compile(r'[",\r\n]').search
+# What a stored cell cannot hold: the separator, and NUL (PostgreSQL text
+# cannot); neither has a place in an answer.
+_UNSTORABLE = re.compile("[\x00\x1f]")
+_SPECIAL = re.compile('[",\r\n\x00\x1f]').search
+_ODD = re.compile('[",\r\n\x00]').search
 _decode_row = msgspec.json.Decoder(_Row).decode
 _encode = msgspec.json.Encoder().encode
-_decode_cells = msgspec.json.Decoder(list[str]).decode
+_decode_list = msgspec.json.Decoder(list[str]).decode
 NOTE_NOT_OBJECT = "answers were not an object and were left out"
 NOTE_CUT = f"a value longer than {MAX_CELL} characters was cut"
 NOTE_LATE = "answers to a linkId that arrived during the export were left out"
 
 
 def quote(text: str) -> str:
-    """``text`` as one CSV field, quoted as :func:`csv.writer` would.
+    """``text`` as one CSV field, quoted as :func:`csv.writer` would; NUL
+    and the unit separator U+001F become U+FFFD.
 
-    >>> quote("plain"), quote('say "hi", then'), quote("")
-    ('plain', '"say ""hi"", then"', '')
+    >>> quote("plain"), quote('say "hi", then'), quote("a\\x00b")
+    ('plain', '"say ""hi"", then"', 'a\\ufffdb')
     """
-    return '"' + text.replace('"', '""') + '"' if _NEEDS_QUOTES(text) else text
+    if not _SPECIAL(text):
+        return text
+    text = _UNSTORABLE.sub("\ufffd", text)
+    return '"' + text.replace('"', '""') + '"' if _QUOTED(text) else text
+
+
+def joined(fields: list[str]) -> str:
+    """``fields`` CSV-quoted and joined with :data:`SEP`, with one search
+    for the common case where none needs quoting.
+
+    >>> joined(["a", "b,c"]) == "a" + SEP + '"b,c"'
+    True
+    """
+    text = SEP.join(fields)
+    if _ODD(text) or text.count(SEP) != len(fields) - 1:
+        return SEP.join(map(quote, fields))
+    return text
 
 
 @dataclass(frozen=True)
 class VisitCells:
     """One stored visit made ready for the CSV export by :func:`visit_cells`.
 
-    ``head`` is the CSV text of the :data:`CSV_COLUMNS` (no line end);
-    ``cells`` a JSON list of the CSV-quoted cells of the visit's linkIds,
-    in the order of ``link_ids``, whose digest is ``shape``. ``notes`` is a
-    JSON list of what was rendered in a safe form (for the export's
-    :class:`Report`). A record that cannot be read has only ``problem``,
-    the reason the export gives for skipping it.
+    ``line`` holds the CSV-quoted cells joined with :data:`SEP`: first the
+    :data:`CSV_COLUMNS`, then one per linkId of the visit in the sorted
+    order of ``link_ids`` (JSON), whose digest is ``shape``; so when an
+    export's columns are exactly those linkIds, the row is ``line`` with
+    each separator made a comma. ``notes`` is a JSON list of what was
+    rendered in a safe form (for the export's :class:`Report`). A record
+    that cannot be read has only ``problem``, why the export skips it.
     """
 
     shape: str | None = None
     link_ids: str | None = None
-    head: str | None = None
-    cells: str | None = None
+    line: str | None = None
     notes: str | None = None
     problem: str | None = None
 
@@ -206,32 +232,38 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
         notes.append(NOTE_NOT_OBJECT)
     answers = all_answers(visit)
     keys = sorted(answers)
-    head = fixed_cells(visit, kiosk_id)
-    values = cells(map(answers.__getitem__, keys))
-    if any(c.endswith(CUT_MARK) and len(c) > MAX_CELL for c in (*head, *values)):
+    row = fixed_cells(visit, kiosk_id)
+    row += cells(map(answers.__getitem__, keys))
+    if max(map(len, row)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in row):
         notes.append(NOTE_CUT)
     shape, link_ids = shape_of(keys)
-    return VisitCells(
-        shape=shape, link_ids=link_ids, head=",".join(map(quote, head)),
-        cells=_encode([quote(v) for v in values]).decode("utf-8"),
-        notes=_encode(notes).decode("utf-8") if notes else None,
-    )
+    return VisitCells(shape=shape, link_ids=link_ids, line=joined(row),
+                      notes=_encode(notes).decode("utf-8") if notes else None)
 
 
-def template(columns: list[str], link_ids: list[str]) -> str:
-    """The ``%`` template that puts a visit's cells (in the order of its
-    sorted ``link_ids``) under the export's sorted ``columns``: ``,%s`` for
-    a cell, ``,`` for a column the visit did not answer, and ``%.0s`` (the
-    cell consumed, nothing written) for a linkId that is not a column.
+def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
+    """What turns the stored ``line`` of a visit whose linkIds are
+    ``link_ids`` into its CSV row under the export's sorted ``columns``
+    (blank where it has no answer, leaving out linkIds that are not
+    columns).
 
-    >>> template(["a", "b", "c"], ["a", "c", "d"])
-    ',%s,,%s%.0s'
+    >>> make = row_maker(["a", "b", "c"], ["a", "c", "d"])
+    >>> make(SEP.join(["fixed"] * len(CSV_COLUMNS) + ["A", "C", "D"])).split(",")[len(CSV_COLUMNS):]
+    ['A', '', 'C']
     """
-    have, out = set(link_ids), []
-    wanted = set(columns)
-    for key in sorted(wanted | have):
-        out.append(",%s" if key in have and key in wanted else "," if key in wanted else "%.0s")
-    return "".join(out)
+    if link_ids == columns:
+        return lambda line: line.replace(SEP, ",")
+    where = {key: i for i, key in enumerate(link_ids)}
+    fixed = len(CSV_COLUMNS)
+    # Index -1 is the blank appended to the fields below.
+    pick = operator.itemgetter(*range(fixed), *(fixed + where[c] if c in where else -1 for c in columns))
+
+    def make(line: str) -> str:
+        fields = line.split(SEP)
+        fields.append("")
+        return ",".join(pick(fields))
+
+    return make
 
 
 def stream(repo, since: str | None, before: str | None, report,
@@ -241,26 +273,25 @@ def stream(repo, since: str | None, before: str | None, report,
     if missing:
         repo.fill_visit_cells(since, before, CELLS_VERSION, visit_cells)
         shapes, _ = repo.visit_cell_shapes(since, before, CELLS_VERSION)
-    keys_of = {shape: _decode_cells(link_ids) for shape, link_ids in shapes.items()}
+    keys_of = {shape: _decode_list(link_ids) for shape, link_ids in shapes.items()}
     columns = sorted({k for keys in keys_of.values() for k in keys})
-    templates = {shape: template(columns, keys) for shape, keys in keys_of.items()}
+    makers = {shape: row_maker(columns, keys) for shape, keys in keys_of.items()}
     del keys_of
     out = [",".join([*CSV_COLUMNS, *(quote(cell(header(k))) for k in columns)]), "\r\n"]
-    for record_id, shape, head, row_cells, notes, problem in repo.iter_visit_cells(since, before, CELLS_VERSION):
+    for record_id, shape, line, notes, problem in repo.iter_visit_cells(since, before, CELLS_VERSION):
         if problem is not None:
             report.skip(record_id, problem)
             continue
-        form = templates.get(shape)
-        if form is None:  # a shape first stored during this export
-            keys = _decode_cells(repo.visit_cell_shape(shape) or "[]")
+        make = makers.get(shape)
+        if make is None:  # a shape first stored during this export
+            keys = _decode_list(repo.visit_cell_shape(shape) or "[]")
             if not set(columns).issuperset(keys):
                 report.note(NOTE_LATE)
-            form = templates[shape] = template(columns, keys)
-        out.append(head)
-        out.append(form % tuple(_decode_cells(row_cells)))
+            make = makers[shape] = row_maker(columns, keys)
+        out.append(make(line))
         out.append("\r\n")
         if notes is not None:
-            for what in _decode_cells(notes):
+            for what in _decode_list(notes):
                 report.note(what)
         report.exported += 1
         if report.exported % PROGRESS_EVERY == 0:
