@@ -18,7 +18,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from kiosk.hub import export
-from kiosk.hub.db import HubRepository, IncomingRecord, open_backend
+from kiosk.hub.db import Conflict, HubRepository, IncomingRecord, open_backend
 from kiosk.hub.export import fhir as fhir_export
 from kiosk.hub.export import pdf as pdf_export
 from kiosk.hub.export import table
@@ -180,6 +180,20 @@ def test_csv_cells_are_made_at_ingest_or_by_the_next_export_and_go_with_their_re
         tx.execute("delete from records where id = ?", [legacy["intake_id"]])
     assert cell_rows(repo) == {ingested["intake_id"]: table.CELLS_VERSION}
     assert [r["intake_id"] for r in csv_rows(run("csv", repo)[0])[1]] == [ingested["intake_id"]]
+
+
+def test_a_batch_refused_for_a_conflict_leaves_no_cells_and_later_visits_keep_their_columns(repo):
+    first = intake(1)
+    stored_through_the_api(repo, [first])
+    odd = intake(2)
+    odd["answers"]["only-here"] = "yes"
+    clash = dict(first, language="es")  # the same record id with other content
+    with pytest.raises(Conflict):
+        stored_through_the_api(repo, [odd, clash])
+    assert cell_rows(repo) == {first["intake_id"]: table.CELLS_VERSION}
+    stored_through_the_api(repo, [odd])  # its shape was rolled back with the batch: stored now
+    header, rows = csv_rows(run("csv", repo)[0])
+    assert "only-here" in header and [r["only-here"] for r in rows] == ["", "yes"]
 
 
 def test_a_visit_stored_during_a_csv_export_never_breaks_its_columns(repo, monkeypatch):

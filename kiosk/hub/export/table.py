@@ -22,6 +22,7 @@ clinic's own questionnaire must never run in the clinic's spreadsheet.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import operator
 import re
@@ -184,7 +185,7 @@ def joined(fields: list[str]) -> str:
     """
     text = SEP.join(fields)
     if _ODD(text) or text.count(SEP) != len(fields) - 1:
-        return SEP.join(map(quote, fields))
+        return SEP.join([quote(f) if _SPECIAL(f) else f for f in fields])
     return text
 
 
@@ -208,8 +209,9 @@ class VisitCells:
     problem: str | None = None
 
 
-def shape_of(link_ids: list[str]) -> tuple[str, str]:
-    """(digest, JSON) of a sorted list of linkIds."""
+@functools.lru_cache(maxsize=256)
+def shape_of(link_ids: tuple[str, ...]) -> tuple[str, str]:
+    """(digest, JSON) of sorted linkIds; most visits share a few shapes."""
     text = _encode(link_ids).decode("utf-8")
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32], text
 
@@ -236,7 +238,7 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
     row += cells(map(answers.__getitem__, keys))
     if max(map(len, row)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in row):
         notes.append(NOTE_CUT)
-    shape, link_ids = shape_of(keys)
+    shape, link_ids = shape_of(tuple(keys))
     return VisitCells(shape=shape, link_ids=link_ids, line=joined(row),
                       notes=_encode(notes).decode("utf-8") if notes else None)
 
