@@ -150,8 +150,9 @@ def stored_through_the_api(repo, visits: list[dict], kiosk_id: str = "kiosk-1") 
     records = []
     for v in visits:
         text = json.dumps(v, sort_keys=True, ensure_ascii=False)
-        records.append(IncomingRecord(id=v["intake_id"], kind="visit", digest=hashlib.sha256(text.encode()).hexdigest(),
-                                      payload_json=text, intake_id=v["intake_id"], submitted_at=v["submitted_at"]))
+        records.append(IncomingRecord(
+            id=v["intake_id"], kind="visit", digest=hashlib.sha256(text.encode()).hexdigest(), payload_json=text,
+            intake_id=v["intake_id"], submitted_at=v["submitted_at"]))
     return repo.store_batch(kiosk_id, records)
 
 
