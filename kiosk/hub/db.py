@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Iterator, Protocol, Sequence
 
 from ..protocol import CODE_ALPHABET, CODE_ID_CHARS, CODE_SECRET_CHARS, code_password, redact_url
+from .export.table import CELLS_VERSION, visit_cells
 
 
 def utcnow() -> str:
@@ -77,6 +78,9 @@ class SQLiteBackend:
             self._conn.execute("PRAGMA journal_mode=WAL")
             Path(self.path).chmod(0o600)
         self._conn.execute("PRAGMA synchronous=FULL")
+        # Enforced references (off by default in SQLite), so that deleting a
+        # record deletes what was derived from it, as on PostgreSQL.
+        self._conn.execute("PRAGMA foreign_keys=ON")
         self._lock = threading.Lock()
 
     @contextlib.contextmanager
@@ -313,6 +317,28 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
             # One intake is one visit record, whatever record ids a kiosk uses.
             "create unique index records_intake_id on records (intake_id)",
+        ],
+    ),
+    (
+        "005_export_cells",
+        [
+            # A visit's CSV cells, made once when it is stored (see
+            # kiosk.hub.export.table), so an export never parses payloads;
+            # they go when the record goes.
+            """create table export_cells (
+                id text primary key references records (id) on delete cascade,
+                version integer not null,
+                shape text,
+                line text,
+                notes text,
+                problem text
+            )""",
+            # Each distinct set of linkIds a visit answered, once.
+            "create table export_shapes (shape text primary key, link_ids text not null)",
+            # Lets an export walk the visits in order from the index alone;
+            # it serves every query the narrower index served.
+            "create index records_kind_submitted_id on records (kind, submitted_at, id)",
+            "drop index records_kind_submitted",
         ],
     ),
 ]
@@ -652,6 +678,9 @@ class HubRepository(StaffRepository):
 
     def __init__(self, backend: Backend):
         self.backend = backend
+        # Export shapes known to be stored (they are never deleted), so a
+        # visit of a common shape costs no statement for it.
+        self._stored_shapes: set[str] = set()
 
     def migrate(self) -> list[str]:
         """Applies pending migrations; returns the names applied."""
@@ -829,10 +858,12 @@ class HubRepository(StaffRepository):
 
     def store_batch(self, kiosk_id: str, records: Sequence[IncomingRecord]) -> list[str]:
         """Stores a batch in one transaction; returns "stored" or "duplicate"
-        per record. Raises :class:`Conflict` (and stores nothing) when an id
+        per record, and makes each new visit's export cells (once, here,
+        rather than at every export). Raises :class:`Conflict` (and stores nothing) when an id
         is already there with a different digest."""
         statuses: list[str] = []
         conflicts: list[str] = []
+        shapes: set[str] = set()
         now = utcnow()
         with self.backend.transaction() as tx:
             for rec in records:
@@ -847,6 +878,9 @@ class HubRepository(StaffRepository):
                 )
                 if tx.rowcount == 1:
                     statuses.append("stored")
+                    if rec.kind == "visit":
+                        self._store_cells(tx, rec.id, CELLS_VERSION, visit_cells(kiosk_id, rec.payload_json),
+                                          shapes)
                     continue
                 row = tx.execute("select digest, kind from records where id = ?", [rec.id]).fetchone()
                 if row and row[0] == rec.digest and row[1] == rec.kind:
@@ -856,6 +890,7 @@ class HubRepository(StaffRepository):
             if conflicts:
                 # Raising inside the transaction rolls the whole batch back.
                 raise Conflict(conflicts)
+        self._remember_shapes(shapes)
         return statuses
 
     def count_records(self, kind: str | None = None) -> int:
@@ -888,12 +923,13 @@ class HubRepository(StaffRepository):
 
     @staticmethod
     def _visit_range(since: str | None, before: str | None) -> tuple[str, list[str]]:
-        sql, params = "kind = 'visit'", []
+        """The SQL condition (on ``records r``) of the visits in a range."""
+        sql, params = "r.kind = 'visit'", []
         if since:
-            sql += " and submitted_at >= ?"
+            sql += " and r.submitted_at >= ?"
             params.append(since)
         if before:
-            sql += " and submitted_at < ?"
+            sql += " and r.submitted_at < ?"
             params.append(before)
         return sql, params
 
@@ -901,56 +937,153 @@ class HubRepository(StaffRepository):
         """How many visits :meth:`iter_visits` would yield (for a progress bar)."""
         where, params = self._visit_range(since, before)
         with self.backend.transaction() as tx:
-            return int(tx.execute(f"select count(*) from records where {where}", params).fetchone()[0])
+            return int(tx.execute(f"select count(*) from records r where {where}", params).fetchone()[0])
 
-    def iter_visits(
-        self, since: str | None = None, before: str | None = None, chunk: int = 1000
-    ) -> Iterator[tuple[str, str, str]]:
-        """(id, kiosk_id, payload JSON) of every visit submitted at or after
-        ``since`` and before ``before`` (ISO dates or times), oldest first.
+    def _visit_rows(self, columns: str, since: str | None, before: str | None, chunk: int,
+                    join: str = "", join_params: Sequence[Any] = (), also: str = "") -> Iterator[tuple]:
+        """Rows ``(r.id, r.submitted_at, *columns)`` of the visits in a range
+        from ``records r`` (with ``join``, and the condition ``also``),
+        oldest first, ``chunk`` per query.
 
-        Reads ``chunk`` rows per query by keyset pagination on
-        (submitted_at, id), so 100,000 visits stream in bounded memory on
-        both back-ends and no transaction (nor SQLite's lock) is held while
-        the caller works on a chunk. ``kiosk_id`` is the kiosk whose device
-        token sent the record, never one named inside the payload. Visits
+        Keyset pagination on (submitted_at, id), so any number of visits
+        stream in bounded memory on both back-ends and no transaction (nor
+        SQLite's lock) is held while the caller works on a chunk. Visits
         without a submission time come first, and only in an unbounded
         range, where they would otherwise be lost.
-
-        The payload comes as UTF-8 bytes on SQLite (no text decoding for a
-        JSON parser that wants bytes anyway) and as text on PostgreSQL.
         """
         where, params = self._visit_range(since, before)
-        payload = "cast(payload as blob)" if self.backend.name == "sqlite" else "payload"
+        select = f"select r.id, r.submitted_at{columns} from records r {join} where {where}{also}"
         if since is None and before is None:
             last = ""
             while True:
                 with self.backend.transaction() as tx:
-                    rows = tx.execute(
-                        f"select id, kiosk_id, {payload} from records where kind = 'visit' "
-                        "and submitted_at is null and id > ? order by id limit ?",
-                        [last, chunk],
-                    ).fetchall()
-                yield from (tuple(r) for r in rows)
+                    rows = tx.execute(f"{select} and r.submitted_at is null and r.id > ? order by r.id limit ?",
+                                      [*join_params, *params, last, chunk]).fetchall()
+                yield from rows
                 if len(rows) < chunk:
                     break
                 last = rows[-1][0]
         cursor: tuple[str, str] | None = None
         while True:
-            sql, args = f"select id, kiosk_id, {payload}, submitted_at from records where {where}", list(params)
+            sql, args = select, [*join_params, *params]
             if cursor is None:
-                sql += " and submitted_at is not null"
+                sql += " and r.submitted_at is not null"
             else:
-                # Written so both back-ends use the (kind, submitted_at) index.
-                sql += " and submitted_at >= ? and (submitted_at > ? or id > ?)"
-                args += [cursor[0], cursor[0], cursor[1]]
-            sql += " order by submitted_at, id limit ?"
+                # Written so both back-ends use the (kind, submitted_at, id) index.
+                sql += " and r.submitted_at >= ? and (r.submitted_at > ? or r.id > ?)"
+                args += [cursor[1], cursor[1], cursor[0]]
+            sql += " order by r.submitted_at, r.id limit ?"
             with self.backend.transaction() as tx:
                 rows = tx.execute(sql, [*args, chunk]).fetchall()
-            yield from ((r[0], r[1], r[2]) for r in rows)
+            yield from rows
             if len(rows) < chunk:
                 return
-            cursor = (rows[-1][3], rows[-1][0])
+            cursor = (rows[-1][0], rows[-1][1])
+
+    def iter_visits(
+        self, since: str | None = None, before: str | None = None, chunk: int = 1000
+    ) -> Iterator[tuple[str, str, str]]:
+        """(id, kiosk_id, payload JSON) of every visit submitted at or after
+        ``since`` and before ``before`` (ISO dates or times), oldest first,
+        in bounded memory (see :meth:`_visit_rows`). ``kiosk_id`` is the
+        kiosk whose device token sent the record, never one named inside
+        the payload.
+
+        The payload comes as UTF-8 bytes on SQLite (no text decoding for a
+        JSON parser that wants bytes anyway) and as text on PostgreSQL.
+        """
+        payload = "cast(r.payload as blob)" if self.backend.name == "sqlite" else "r.payload"
+        for row in self._visit_rows(f", r.kiosk_id, {payload}", since, before, chunk):
+            yield row[0], row[2], row[3]
+
+    # -- export cells (see kiosk.hub.export.table) ----------------------------
+
+    def _store_cells(self, tx: Tx, record_id: str, version: int, made, shapes: set[str]) -> None:
+        """Keeps ``made`` (a :class:`~kiosk.hub.export.table.VisitCells`) as
+        the export cells of ``record_id``, replacing older ones; adds its
+        shape to ``shapes`` when this transaction stores it (the caller
+        remembers those once the transaction has committed)."""
+        if made.shape is not None and made.shape not in self._stored_shapes:
+            tx.execute("insert into export_shapes (shape, link_ids) values (?, ?) on conflict do nothing",
+                       [made.shape, made.link_ids])
+            shapes.add(made.shape)
+        tx.execute(
+            "insert into export_cells (id, version, shape, line, notes, problem) "
+            "values (?, ?, ?, ?, ?, ?) on conflict (id) do update set version = excluded.version, "
+            "shape = excluded.shape, line = excluded.line, notes = excluded.notes, problem = excluded.problem",
+            [record_id, version, made.shape, made.line, made.notes, made.problem],
+        )
+
+    def visit_cell_shapes(self, since: str | None, before: str | None,
+                          version: int) -> tuple[dict[str, str], bool]:
+        """({shape: its linkIds as JSON} of the visits in the range, whether
+        some visit there has no export cells of ``version`` yet)."""
+        where, params = self._visit_range(since, before)
+        with self.backend.transaction() as tx:
+            rows = tx.execute(
+                "select distinct e.shape, case when e.id is null then 1 else 0 end from records r "
+                f"left join export_cells e on e.id = r.id and e.version = ? where {where}",
+                [version, *params],
+            ).fetchall()
+            shapes = sorted({r[0] for r in rows if r[0] is not None})
+            link_ids: dict[str, str] = {}
+            for i in range(0, len(shapes), 500):
+                part = shapes[i : i + 500]
+                marks = ", ".join("?" for _ in part)
+                link_ids.update(tx.execute(
+                    f"select shape, link_ids from export_shapes where shape in ({marks})", part).fetchall())
+        return link_ids, any(r[1] for r in rows)
+
+    def visit_cell_shape(self, shape: str) -> str | None:
+        """The linkIds (JSON) of one shape."""
+        with self.backend.transaction() as tx:
+            row = tx.execute("select link_ids from export_shapes where shape = ?", [shape]).fetchone()
+        return row[0] if row else None
+
+    def fill_visit_cells(self, since: str | None, before: str | None, version: int, make,
+                         chunk: int = 500) -> int:
+        """Makes the missing or outdated export cells of the visits in the
+        range with ``make(kiosk_id, payload)``; returns how many. For visits
+        stored before the cells existed, or not through :meth:`store_batch`."""
+        done = 0
+        missing = self._visit_rows("", since, before, chunk, "left join export_cells e on e.id = r.id "
+                                   "and e.version = ?", [version], " and e.id is null")
+        batch: list[str] = []
+        for row in missing:
+            batch.append(row[0])
+            if len(batch) == chunk:
+                done += self._fill_cells(batch, version, make)
+                batch.clear()
+        if batch:
+            done += self._fill_cells(batch, version, make)
+        return done
+
+    def _fill_cells(self, ids: list[str], version: int, make) -> int:
+        marks = ", ".join("?" for _ in ids)
+        with self.backend.transaction() as tx:
+            rows = tx.execute(f"select id, kiosk_id, payload from records where id in ({marks})", ids).fetchall()
+        made = [(rid, make(kiosk_id, payload)) for rid, kiosk_id, payload in rows]
+        shapes: set[str] = set()
+        with self.backend.transaction() as tx:
+            for rid, cells in made:
+                # A record deleted meanwhile keeps no cells (and breaks no reference).
+                if tx.execute("select 1 from records where id = ?", [rid]).fetchone():
+                    self._store_cells(tx, rid, version, cells, shapes)
+        self._remember_shapes(shapes)
+        return len(made)
+
+    def _remember_shapes(self, shapes: set[str]) -> None:
+        if len(self._stored_shapes) > 10_000:  # a bound, for a hub up for years
+            self._stored_shapes.clear()
+        self._stored_shapes |= shapes
+
+    def iter_visit_cells(self, since: str | None, before: str | None, version: int,
+                         chunk: int = 2000) -> Iterator[tuple]:
+        """(id, shape, line, notes, problem) of every visit in the range
+        that has export cells of ``version``, oldest first."""
+        for row in self._visit_rows(", e.shape, e.line, e.notes, e.problem", since, before, chunk,
+                                    "join export_cells e on e.id = r.id and e.version = ?", [version]):
+            yield (row[0], *row[2:])
 
 
 class CodeRefused(Exception):

@@ -5,6 +5,9 @@ on SQLite and PostgreSQL, from intakes stored in the hub's records table."""
 from __future__ import annotations
 
 import csv
+import datetime as dt
+import functools
+import hashlib
 import io
 import json
 import re
@@ -15,7 +18,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from kiosk.hub import export
-from kiosk.hub.db import HubRepository, open_backend
+from kiosk.hub.db import Conflict, HubRepository, IncomingRecord, open_backend
 from kiosk.hub.export import fhir as fhir_export
 from kiosk.hub.export import pdf as pdf_export
 from kiosk.hub.export import table
@@ -41,6 +44,7 @@ def run(fmt: str, repo, **kw) -> tuple[bytes, export.Report]:
 
 def csv_rows(data: bytes) -> tuple[list[str], list[dict[str, str]]]:
     rows = list(csv.reader(io.StringIO(data.decode("utf-8"))))
+    assert {len(r) for r in rows} == {len(rows[0])}  # every row has a cell under every column
     return rows[0], [dict(zip(rows[0], r)) for r in rows[1:]]
 
 
@@ -126,8 +130,6 @@ def test_no_csv_cell_or_header_starts_like_a_formula(repo):
 
 
 def test_since_and_until_are_whole_days(repo):
-    import datetime as dt
-
     days = [dt.date(2026, 11, d) for d in (19, 20, 21, 22)]
     store(repo, [intake(i, day=d) for i, d in enumerate(days)])
 
@@ -141,6 +143,78 @@ def test_since_and_until_are_whole_days(repo):
         run("csv", repo, since="2026-11-22", until="2026-11-20")
     with pytest.raises(export.ExportError, match="not a date"):
         run("csv", repo, since="last week")
+
+
+def stored_through_the_api(repo, visits: list[dict], kiosk_id: str = "kiosk-1") -> list[str]:
+    """Stores visits as the sync API does, with :meth:`HubRepository.store_batch`."""
+    records = []
+    for v in visits:
+        text = json.dumps(v, sort_keys=True, ensure_ascii=False)
+        records.append(IncomingRecord(
+            id=v["intake_id"], kind="visit", digest=hashlib.sha256(text.encode()).hexdigest(), payload_json=text,
+            intake_id=v["intake_id"], submitted_at=v["submitted_at"]))
+    return repo.store_batch(kiosk_id, records)
+
+
+def cell_rows(repo) -> dict[str, int]:
+    with repo.backend.transaction() as tx:
+        return dict(tx.execute("select id, version from export_cells").fetchall())
+
+
+def test_csv_cells_are_made_at_ingest_or_by_the_next_export_and_go_with_their_record(repo):
+    ingested, legacy = intake(1), intake(2)
+    assert stored_through_the_api(repo, [ingested], kiosk_id="kiosk-9") == ["stored"]
+    assert cell_rows(repo) == {ingested["intake_id"]: table.CELLS_VERSION}
+    store(repo, [legacy])  # as an older hub stored it: no cells yet
+    first, _ = run("csv", repo)
+    assert cell_rows(repo) == {v["intake_id"]: table.CELLS_VERSION for v in (ingested, legacy)}
+    assert [r["kiosk_id"] for r in csv_rows(first)[1]] == ["kiosk-9", "kiosk-1"]
+
+    # Cells of another version (the rendering changed) are made again.
+    with repo.backend.transaction() as tx:
+        tx.execute("update export_cells set version = 0, line = 'stale'")
+    again, _ = run("csv", repo)
+    assert again == first and set(cell_rows(repo).values()) == {table.CELLS_VERSION}
+
+    # Retention deleting a record takes its cells with it.
+    with repo.backend.transaction() as tx:
+        tx.execute("delete from records where id = ?", [legacy["intake_id"]])
+    assert cell_rows(repo) == {ingested["intake_id"]: table.CELLS_VERSION}
+    assert [r["intake_id"] for r in csv_rows(run("csv", repo)[0])[1]] == [ingested["intake_id"]]
+
+
+def test_a_batch_refused_for_a_conflict_leaves_no_cells_and_later_visits_keep_their_columns(repo):
+    first = intake(1)
+    stored_through_the_api(repo, [first])
+    odd = intake(2)
+    odd["answers"]["only-here"] = "yes"
+    clash = dict(first, language="es")  # the same record id with other content
+    with pytest.raises(Conflict):
+        stored_through_the_api(repo, [odd, clash])
+    assert cell_rows(repo) == {first["intake_id"]: table.CELLS_VERSION}
+    stored_through_the_api(repo, [odd])  # its shape was rolled back with the batch: stored now
+    header, rows = csv_rows(run("csv", repo)[0])
+    assert "only-here" in header and [r["only-here"] for r in rows] == ["", "yes"]
+
+
+def test_a_visit_stored_during_a_csv_export_never_breaks_its_columns(repo, monkeypatch):
+    # A chunk read and written per row, so the export can be paused between rows.
+    monkeypatch.setattr(table, "PROGRESS_EVERY", 1)
+    monkeypatch.setattr(repo, "iter_visit_cells", functools.partial(repo.iter_visit_cells, chunk=1))
+    store(repo, [intake(i) for i in range(2)])
+    report = export.Report()
+    chunks = export.stream("csv", repo, report=report)
+    started = next(chunks)
+    late = intake(3, day=dt.date(2026, 11, 22))
+    late["answers"]["a-new-item"] = "=answered late"
+    del late["answers"]["phone"]
+    stored_through_the_api(repo, [late])
+    header, rows = csv_rows(started + b"".join(chunks))
+    assert "a-new-item" not in header
+    assert [r["intake_id"] for r in rows] == [intake(i)["intake_id"] for i in (0, 1, 3)]
+    assert rows[2]["phone"] == "" and rows[2]["given-name"] == "Zoë" and rows[2]["peg-score"] == "5.3"
+    assert report.exported == 3
+    assert report.notes == {table.NOTE_LATE: 1}
 
 
 # -- JSON lines -----------------------------------------------------------------
@@ -489,3 +563,97 @@ def test_pdf_of_characters_the_font_lacks_logs_no_patient_data(repo, caplog):
     assert data.startswith(b"%PDF-") and report.exported == 1
     assert "李" not in caplog.text and "\\u674e" not in caplog.text
     assert any("no glyph" in line for line in report.lines())
+
+
+# -- from the kiosk's engine to the export, end to end ----------------------------
+
+
+def fhir_answers(response: dict) -> dict[str, list]:
+    """Every answered item of a QuestionnaireResponse by linkId, however it nests."""
+    found: dict[str, list] = {}
+
+    def walk(items):
+        for item in items:
+            if "answer" in item:
+                found[item["linkId"]] = item["answer"]
+            walk(item.get("item", []))
+            for answer in item.get("answer", []):
+                walk(answer.get("item", []))
+
+    walk(response.get("item", []))
+    return found
+
+
+def test_visits_answered_on_the_kiosk_reach_every_export_through_a_real_sync(hub, tmp_path):
+    """The default pack and a published questionnaire with a calculated item,
+    answered with the kiosk's own engine, sealed into its outbox, synced to a
+    real hub over TLS, exported by `clinic-hub export`: the FHIR Bundle
+    validates with the computed answers in it, and the CSV has a column per
+    linkId holding the answers, under the kiosk id the hub gave the kiosk."""
+    from kiosk.crypto import read_enrollment, sealer_for
+    from kiosk.pack import load_pack
+    from kiosk.store import Store
+    from kiosk.sync import SyncWorker
+    from kiosk.visit import Visit
+
+    from .conftest import REPO_ROOT, enroll_kiosk
+
+    def answered(pack, answers: dict) -> Visit:
+        visit = Visit(pack, "en", dt.date(2026, 11, 21))
+        for link_id, value in answers.items():
+            visit.answer(link_id, value)
+        return visit
+
+    data = REPO_ROOT / "tests" / "data"
+    apgar = "lhc-forms-apgar-with-itemWeight-variable.json"
+    visits = [
+        answered(load_pack(), json.loads((data / "selftest.json").read_text())["answers"]),
+        answered(load_pack(data / "questionnaires" / apgar),
+                 json.loads((data / "questionnaires" / "visits" / apgar).read_text())["answers"]),
+    ]
+    payloads = [v.payload("complete") for v in visits]
+    assert payloads[1]["computed"] == {"9272-6": 8}  # the Apgar total, never asked
+
+    cfg = enroll_kiosk(hub, tmp_path / "kiosk-data")
+    store = Store.open(cfg.database_path, sealer_for(cfg))
+    try:
+        for payload in payloads:
+            store.add("visit", payload)
+        assert SyncWorker(cfg).drain().remaining == 0
+    finally:
+        store.close()
+    kiosk_id = read_enrollment(cfg.data_path)["kiosk_id"]
+
+    out = tmp_path / "exports"
+    out.mkdir()
+    for fmt, name in (("fhir", "visits.json"), ("csv", "visits.csv")):
+        result = hub.cli("export", "--format", fmt, "--out", str(out / name))
+        assert result.exit_code == 0, result.output
+
+    bundle = validated_bundle((out / "visits.json").read_bytes())
+    responses = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]}
+    assert set(responses) == {p["intake_id"] for p in payloads}
+    for payload in payloads:
+        response = responses[payload["intake_id"]]
+        sealed = payload["questionnaire_response"]
+        assert response["questionnaire"] == sealed["questionnaire"] and response["status"] == "completed"
+        got = fhir_answers(response)
+        assert got == fhir_answers(sealed)
+        for link_id in [*payload["answers"], *payload["computed"]]:
+            assert got.get(link_id), link_id  # every answer and calculated item is in the response
+    apgar_answers = fhir_answers(responses[payloads[1]["intake_id"]])
+    assert apgar_answers["9272-6"] == [{"valueDecimal": 8}]
+    assert apgar_answers["32406-1"][0]["valueCoding"]["code"] == "LA6723-6"
+
+    header, rows = csv_rows((out / "visits.csv").read_bytes())
+    assert header[: len(export.CSV_COLUMNS)] == export.CSV_COLUMNS
+    link_ids = {k for p in payloads for k in (*p["answers"], *p["computed"])}
+    assert header[len(export.CSV_COLUMNS):] == sorted(link_ids)
+    by_id = {r["intake_id"]: r for r in rows}
+    default, scored = by_id[payloads[0]["intake_id"]], by_id[payloads[1]["intake_id"]]
+    assert default["kiosk_id"] == scored["kiosk_id"] == kiosk_id
+    assert default["tier"] == payloads[0]["result"]["tier"]
+    assert default["pain-now"] == str(payloads[0]["answers"]["pain-now"])
+    assert default["given-name"] == payloads[0]["answers"]["given-name"]
+    assert scored["9272-6"] == "8" and scored["32406-1"] == "LA6723-6"
+    assert scored["pain-now"] == "" and default["9272-6"] == ""  # each has only its own answers

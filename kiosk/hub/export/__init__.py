@@ -5,9 +5,11 @@ Bundle and a printable PDF, for `clinic-hub export` and the staff page.
 ...     for chunk in stream("csv", repo, since="2026-11-01"):
 ...         out.write(chunk)
 
-Every format streams from :meth:`HubRepository.iter_visits`, so 100,000
-intakes go out in bounded memory (the PDF, a printout, is capped at
-:data:`PDF_MAX_INTAKES`). A stored record that cannot be read (broken JSON,
+Every format streams, so 100,000 intakes go out in bounded memory (the PDF,
+a printout, is capped at :data:`PDF_MAX_INTAKES`): JSON lines, FHIR and PDF
+from the payloads (:meth:`HubRepository.iter_visits`), the CSV from cells
+the hub made when it stored each visit (:meth:`HubRepository.iter_visit_cells`,
+see :mod:`.table`). A stored record that cannot be read (broken JSON,
 a payload that is not an object) is skipped, and a value of the wrong type or
 of absurd size is rendered safely; both are counted in a :class:`Report`,
 which names record ids only, never patient data.

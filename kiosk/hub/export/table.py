@@ -2,10 +2,18 @@
 answered linkId, in alphabetical order so two exports of the same data line
 up.
 
-The linkId columns must be known before the first row is written, so the
-export reads the visits twice: a cheap first pass that decodes only the
-answer keys (values are skipped unparsed), then the rows. Memory holds the
-set of linkIds and one chunk of records, whatever the number of intakes.
+Each visit's cells are made once, when the hub stores it
+(:func:`visit_cells`, called by :meth:`HubRepository.store_batch`), already
+neutralised and CSV-quoted: the fixed columns as one piece of CSV text, the
+linkId cells as a list in the order of the visit's own sorted linkIds, whose
+set (its *shape*) is kept once in a small table. An export then never parses
+a payload: it takes the union of the shapes in the range as its columns and
+writes each row by filling a per-shape template (``",%s,,%s"``) with the
+stored cells, which is what makes 100,000 intakes take seconds. Visits
+stored another way, or before these cells existed, or under an older
+:data:`CELLS_VERSION`, get theirs at the start of the next export that
+covers them. Memory holds the shapes and one chunk of rows, whatever the
+number of intakes.
 
 No cell or header starts the way a spreadsheet formula does (see
 :func:`neutralise`): a patient's typed answer, a kiosk id or a linkId from a
@@ -14,13 +22,16 @@ clinic's own questionnaire must never run in the clinic's spreadsheet.
 
 from __future__ import annotations
 
-import csv
-import io
+import functools
+import hashlib
+import operator
+import re
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 import msgspec
 
-from .common import all_answers, as_dict, counted, read_visits
+from .common import PROGRESS_EVERY, all_answers, as_dict
 
 CSV_COLUMNS = [
     "intake_id",
@@ -96,11 +107,6 @@ def cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
-class _AnswerKeys(msgspec.Struct):
-    answers: dict[str, msgspec.Raw] = {}
-    computed: dict[str, msgspec.Raw] = {}
-
-
 class _Row(msgspec.Struct):
     """The fields of :class:`StoredVisit` a row needs: msgspec skips the
     ones not named here (the response, the summary) without building
@@ -112,29 +118,6 @@ class _Row(msgspec.Struct):
     answers: Any = None
     computed: Any = None
     result: Any = None
-
-
-def link_ids(repo, since: str | None, before: str | None) -> list[str]:
-    """Every linkId answered or computed in the range, sorted. Records that
-    cannot be read are left to the second pass, which reports them."""
-    decode = msgspec.json.Decoder(_AnswerKeys).decode
-    decode_loose = msgspec.json.Decoder(_Row).decode
-    keys: set[str] = set()
-    for _, _, payload in repo.iter_visits(since, before):
-        try:
-            visit = decode(payload)
-        except msgspec.ValidationError:
-            try:  # a field of the wrong type: take what the rows will use
-                visit = decode_loose(payload)
-            except (msgspec.DecodeError, RecursionError):
-                continue
-            keys.update(all_answers(visit))
-            continue
-        except (msgspec.DecodeError, TypeError, RecursionError):
-            continue
-        keys.update(visit.answers)
-        keys.update(visit.computed)
-    return sorted(keys)
 
 
 def header(link_id: str) -> str:
@@ -159,29 +142,165 @@ def fixed_cells(visit: _Row, kiosk_id: str) -> list[str]:
     ))
 
 
+# Bump when the cells a visit gets change (a new rule for a value, a new
+# fixed column): stored cells of another version are made again.
+CELLS_VERSION = 1
+# Separates the stored cells of a visit (see VisitCells): a control
+# character no stored cell holds, because quote() replaces it.
+SEP = "\x1f"
+# What makes csv.writer (QUOTE_MINIMAL, the default dialect) quote a field.
+_QUOTED = re.compile(r'[",\r\n]').search
+# What a stored cell cannot hold: the separator, and NUL (PostgreSQL text
+# cannot); neither has a place in an answer.
+_UNSTORABLE = re.compile("[\x00\x1f]")
+_SPECIAL = re.compile('[",\r\n\x00\x1f]').search
+_ODD = re.compile('[",\r\n\x00]').search
+_decode_row = msgspec.json.Decoder(_Row).decode
+_encode = msgspec.json.Encoder().encode
+_decode_list = msgspec.json.Decoder(list[str]).decode
+NOTE_NOT_OBJECT = "answers were not an object and were left out"
+NOTE_CUT = f"a value longer than {MAX_CELL} characters was cut"
+NOTE_LATE = "answers to a linkId that arrived during the export were left out"
+
+
+def quote(text: str) -> str:
+    """``text`` as one CSV field, quoted as :func:`csv.writer` would; NUL
+    and the unit separator U+001F become U+FFFD.
+
+    >>> quote("plain"), quote('say "hi", then'), quote("a\\x00b")
+    ('plain', '"say ""hi"", then"', 'a\\ufffdb')
+    """
+    if not _SPECIAL(text):
+        return text
+    text = _UNSTORABLE.sub("\ufffd", text)
+    return '"' + text.replace('"', '""') + '"' if _QUOTED(text) else text
+
+
+def joined(fields: list[str]) -> str:
+    """``fields`` CSV-quoted and joined with :data:`SEP`, with one search
+    for the common case where none needs quoting.
+
+    >>> joined(["a", "b,c"]) == "a" + SEP + '"b,c"'
+    True
+    """
+    text = SEP.join(fields)
+    if _ODD(text) or text.count(SEP) != len(fields) - 1:
+        return SEP.join([quote(f) if _SPECIAL(f) else f for f in fields])
+    return text
+
+
+@dataclass(frozen=True)
+class VisitCells:
+    """One stored visit made ready for the CSV export by :func:`visit_cells`.
+
+    ``line`` holds the CSV-quoted cells joined with :data:`SEP`: first the
+    :data:`CSV_COLUMNS`, then one per linkId of the visit in the sorted
+    order of ``link_ids`` (JSON), whose digest is ``shape``; so when an
+    export's columns are exactly those linkIds, the row is ``line`` with
+    each separator made a comma. ``notes`` is a JSON list of what was
+    rendered in a safe form (for the export's :class:`Report`). A record
+    that cannot be read has only ``problem``, why the export skips it.
+    """
+
+    shape: str | None = None
+    link_ids: str | None = None
+    line: str | None = None
+    notes: str | None = None
+    problem: str | None = None
+
+
+@functools.lru_cache(maxsize=256)
+def shape_of(link_ids: tuple[str, ...]) -> tuple[str, str]:
+    """(digest, JSON) of sorted linkIds; most visits share a few shapes."""
+    text = _encode(link_ids).decode("utf-8")
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()[:32], text
+
+
+def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
+    """The CSV cells of one stored visit payload, sent by ``kiosk_id`` (the
+    kiosk of the device token, never one named in the payload). Never
+    raises on what is stored: an unreadable payload gives a ``problem``.
+    """
+    try:
+        visit = _decode_row(payload)
+    except msgspec.ValidationError:
+        return VisitCells(problem="payload is not a JSON object")
+    except (msgspec.DecodeError, TypeError):
+        return VisitCells(problem="broken JSON")
+    except RecursionError:
+        return VisitCells(problem="JSON nested too deeply")
+    notes = []
+    if visit.answers.__class__ is not dict and visit.answers is not None:
+        notes.append(NOTE_NOT_OBJECT)
+    answers = all_answers(visit)
+    keys = sorted(answers)
+    row = fixed_cells(visit, kiosk_id)
+    row += cells(map(answers.__getitem__, keys))
+    if max(map(len, row)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in row):
+        notes.append(NOTE_CUT)
+    shape, link_ids = shape_of(tuple(keys))
+    return VisitCells(shape=shape, link_ids=link_ids, line=joined(row),
+                      notes=_encode(notes).decode("utf-8") if notes else None)
+
+
+def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
+    """What turns the stored ``line`` of a visit whose linkIds are
+    ``link_ids`` into its CSV row under the export's sorted ``columns``
+    (blank where it has no answer, leaving out linkIds that are not
+    columns).
+
+    >>> make = row_maker(["a", "b", "c"], ["a", "c", "d"])
+    >>> make(SEP.join(["fixed"] * len(CSV_COLUMNS) + ["A", "C", "D"])).split(",")[len(CSV_COLUMNS):]
+    ['A', '', 'C']
+    """
+    if link_ids == columns:
+        return lambda line: line.replace(SEP, ",")
+    where = {key: i for i, key in enumerate(link_ids)}
+    fixed = len(CSV_COLUMNS)
+    # Index -1 is the blank appended to the fields below.
+    pick = operator.itemgetter(*range(fixed), *(fixed + where[c] if c in where else -1 for c in columns))
+
+    def make(line: str) -> str:
+        fields = line.split(SEP)
+        fields.append("")
+        return ",".join(pick(fields))
+
+    return make
+
+
 def stream(repo, since: str | None, before: str | None, report,
            progress: Callable[[int], None] | None) -> Iterator[bytes]:
-    columns = link_ids(repo, since, before)
-    known = set(columns)
-    buf = io.StringIO()
-    writer = csv.writer(buf, lineterminator="\r\n")
-    writer.writerow(CSV_COLUMNS + [cell(header(k)) for k in columns])
-    decoder = msgspec.json.Decoder(_Row)
-    for n, (_, kiosk_id, visit) in enumerate(
-        counted(read_visits(repo, since, before, decoder, report), report, progress)
-    ):
-        if visit.answers.__class__ is not dict and visit.answers is not None:
-            report.note("answers were not an object and were left out")
-        answers = all_answers(visit)
-        if not known.issuperset(answers):
-            report.note("answers to a linkId that arrived during the export were left out")
-        row = fixed_cells(visit, kiosk_id)
-        row += cells(map(answers.get, columns))
-        if sum(map(len, row)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in row):
-            report.note(f"a value longer than {MAX_CELL} characters was cut")
-        writer.writerow(row)
-        if n % 256 == 255:
-            yield buf.getvalue().encode("utf-8")
-            buf.seek(0)
-            buf.truncate()
-    yield buf.getvalue().encode("utf-8")
+    """The CSV export of the visits from ``since`` to ``before``."""
+    shapes, missing = repo.visit_cell_shapes(since, before, CELLS_VERSION)
+    if missing:
+        repo.fill_visit_cells(since, before, CELLS_VERSION, visit_cells)
+        shapes, _ = repo.visit_cell_shapes(since, before, CELLS_VERSION)
+    keys_of = {shape: _decode_list(link_ids) for shape, link_ids in shapes.items()}
+    columns = sorted({k for keys in keys_of.values() for k in keys})
+    makers = {shape: row_maker(columns, keys) for shape, keys in keys_of.items()}
+    del keys_of
+    out = [",".join([*CSV_COLUMNS, *(quote(cell(header(k))) for k in columns)]), "\r\n"]
+    for record_id, shape, line, notes, problem in repo.iter_visit_cells(since, before, CELLS_VERSION):
+        if problem is not None:
+            report.skip(record_id, problem)
+            continue
+        make = makers.get(shape)
+        if make is None:  # a shape first stored during this export
+            keys = _decode_list(repo.visit_cell_shape(shape) or "[]")
+            if not set(columns).issuperset(keys):
+                report.note(NOTE_LATE)
+            make = makers[shape] = row_maker(columns, keys)
+        out.append(make(line))
+        out.append("\r\n")
+        if notes is not None:
+            for what in _decode_list(notes):
+                report.note(what)
+        report.exported += 1
+        if report.exported % PROGRESS_EVERY == 0:
+            yield "".join(out).encode("utf-8")
+            out.clear()
+            if progress:
+                progress(report.exported)
+    yield "".join(out).encode("utf-8")
+    if progress:
+        progress(report.exported)
