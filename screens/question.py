@@ -6,7 +6,7 @@ from __future__ import annotations
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
 from .answers import Choice, DatePad, Keyboard, PhonePad, Scale, YesNo
-from .base import KioskScreen
+from .base import KioskScreen, load_kv
 from .bodymap import BodyMap
 
 WIDGETS = {
@@ -68,6 +68,10 @@ class QuestionScreen(KioskScreen):
         else:
             self.commit(widget.value)
 
+    def back(self):
+        """The previous question, or the privacy notice before the first."""
+        self.app.go(self.app.session.back())
+
     def skip(self):
         self.app.skip(self.item.link_id)
 
@@ -76,3 +80,6 @@ class QuestionScreen(KioskScreen):
         self.answer_widget = None
         self.item = None
         self.question_text = self.section_text = self.notice_text = ""
+
+
+load_kv(__file__)

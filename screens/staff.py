@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, StringProperty
 
-from .base import KioskScreen
+from .base import KioskScreen, load_kv
 
 
 class StaffScreen(KioskScreen):
@@ -59,3 +59,6 @@ class StaffScreen(KioskScreen):
     def wipe(self):
         self.entered = ""
         self.unlocked = False
+
+
+load_kv(__file__)

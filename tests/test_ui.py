@@ -265,8 +265,7 @@ def test_large_text_toggle_and_touch_targets(cfg, runtime):
             if h.screen.item.widget == "yesno":
                 break
             if h.screen.item.required:
-                h.app.visit.answer(h.screen.item.link_id, "Ana" if h.screen.item.type == "string" else "1960-01-01")
-                h.app.next_question()
+                h.app.answer(h.screen.item.link_id, "Ana" if h.screen.item.type == "string" else "1960-01-01")
                 h.frames(2)
         q = h.screen.ids.question
         before = q.font_size
