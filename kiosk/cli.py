@@ -66,6 +66,20 @@ class CliState:
             self.data_dir = data_dir or self.data_dir
             self._config = None
 
+    def try_config(self):
+        """(config, problems): when the file cannot be used, the built-in
+        defaults (with ``--data``) and its problems, for ``run``, which shows
+        the out-of-order screen rather than exiting."""
+        from . import config as config_mod
+
+        try:
+            cfg, problems = config_mod.load(self.config_path), []
+        except config_mod.ConfigError as exc:
+            cfg, problems = config_mod.Config(), exc.problems
+        if self.data_dir:
+            cfg = cfg.with_data_dir(self.data_dir)
+        return cfg, problems
+
     @property
     def config(self):
         """The loaded :class:`kiosk.config.Config` (exits with the problems
@@ -173,12 +187,26 @@ def _visit_or_exit(cfg, visit_file):
 @click.option("--windowed", is_flag=True, help="Run in a window instead of full screen.")
 @click.pass_context
 def run(ctx, windowed):
-    """The full-screen kiosk."""
-    from .crypto import NotEnrolled
-    from .runtime import Runtime
+    """The full-screen kiosk.
 
-    cfg = ctx.obj.config
-    pack = _pack_or_exit(cfg)
+    A broken config, content pack or media manifest, or a data folder that
+    cannot be written, shows the "out of order, staff have been told" screen
+    instead: the problem is logged as one line per problem and the process
+    keeps running (and feeding systemd's watchdog) rather than crash-looping.
+    """
+    from .crypto import NotEnrolled
+    from .runtime import Runtime, startup_problems
+
+    cfg, problems = ctx.obj.try_config()
+    pack = None
+    if not problems:
+        pack, problems = startup_problems(cfg)
+    if problems:
+        from screens.outoforder import run_out_of_order
+
+        run_out_of_order(problems, languages=cfg.clinic.languages,
+                         windowed=windowed or not cfg.kiosk.fullscreen, display=cfg.display)
+        return
     try:
         runtime = Runtime.create(cfg, pack=pack)
     except NotEnrolled as exc:

@@ -55,6 +55,9 @@ def configure_kivy(fullscreen: bool, display=None) -> None:
     from kiosk.config import DisplaySection
 
     display = display or DisplaySection()
+    # SDL would turn SIGTERM into a window close, which a kiosk refuses;
+    # the app handles SIGTERM itself (screens/lifecycle.py).
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("kivy", "log_level", os.environ.get("KIOSK_KIVY_LOG", "warning"))
     # no red dots from right-click multitouch emulation

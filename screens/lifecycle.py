@@ -3,6 +3,8 @@
 :class:`ServiceApp` is mixed into the kiosk app and the out-of-order app:
 
 * ``READY=1`` goes to systemd once the first frame is on screen;
+* ``SIGTERM`` (``systemctl stop``) stops the app cleanly; a window close
+  or Escape does not;
 * ``WATCHDOG=1`` goes out from a Kivy clock interval, that is from the UI
   loop itself, at half of ``WATCHDOG_USEC``: when the UI loop stalls the
   pings stop and systemd restarts the kiosk (a worker thread pinging would
@@ -10,6 +12,8 @@
 """
 
 from __future__ import annotations
+
+import signal
 
 from kivy.clock import Clock
 
@@ -23,6 +27,7 @@ class ServiceApp:
     notifier: Notifier | None = None
     _first_frame_done = False
     _watchdog_event = None
+    _previous_sigterm = None
 
     def after_first_frame(self, callback):
         """Runs ``callback`` on the clock once the first frame is on screen
@@ -44,6 +49,9 @@ class ServiceApp:
         """Call from ``on_start``: READY after the first frame, then pings."""
         if self.notifier is None:
             self.notifier = Notifier()
+        # Python runs the handler on the main thread between frames, so the
+        # app stops from its own loop (on_stop runs, writes are waited for).
+        self._previous_sigterm = signal.signal(signal.SIGTERM, lambda *_: Clock.schedule_once(lambda _dt: self.stop()))
         self.after_first_frame(self.notifier.ready)
         interval = self.notifier.watchdog_interval_s()
         if interval:
@@ -54,6 +62,9 @@ class ServiceApp:
         if self._watchdog_event is not None:
             self._watchdog_event.cancel()
             self._watchdog_event = None
+        if self._previous_sigterm is not None:
+            signal.signal(signal.SIGTERM, self._previous_sigterm)
+            self._previous_sigterm = None
         if self.notifier is not None:
             self.notifier.notify("STOPPING=1")
             self.notifier.close()

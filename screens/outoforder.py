@@ -24,10 +24,6 @@ from .lifecycle import ServiceApp
 
 log = logging.getLogger(__name__)
 
-#: What the screen says, in every language the clinic offers.
-MESSAGE = ("Sorry, this kiosk is out of order.", "Staff have been told. Please ask at the front desk.")
-
-
 class OutOfOrderView(FloatLayout):
     message = StringProperty("")
 
@@ -52,13 +48,17 @@ class OutOfOrderApp(ServiceApp, App):
 
         return sp(size) * self.font_scale
 
+    def message_in(self, lang: str) -> str:
+        """What the screen says in one of the clinic's languages."""
+        def t(msgid):
+            return self.translator.get(msgid, lang)
+
+        return t("Sorry, this kiosk is out of order.") + "\n" + t("Staff have been told. Please ask at the front desk.")
+
     def build(self):
         self.title = "Clinic kiosk"
         view = OutOfOrderView()
-        blocks = []
-        for lang in dict.fromkeys(self.languages):
-            blocks.append("\n".join(self.translator.get(m, lang) for m in MESSAGE))
-        view.message = "\n\n".join(blocks)
+        view.message = "\n\n".join(self.message_in(lang) for lang in dict.fromkeys(self.languages))
         return view
 
     def on_start(self):

@@ -36,7 +36,9 @@ class FakeClock:
 class Harness:
     """The real app in the real window, stepped frame by frame."""
 
-    def __init__(self, runtime: Runtime, now=time.monotonic, size=(1280, 800)):
+    def __init__(self, runtime: Runtime | None, now=time.monotonic, size=(1280, 800), app=None):
+        """``app`` replaces the kiosk app (e.g. the out-of-order app, which
+        has no runtime)."""
         from .app import configure_kivy
 
         configure_kivy(fullscreen=False)
@@ -46,7 +48,7 @@ class Harness:
 
         Window.size = size
         self.window = Window
-        self.app = KioskApp(runtime, now=now)
+        self.app = app if app is not None else KioskApp(runtime, now=now)
         self.runtime = runtime
 
     def start(self) -> "Harness":
@@ -77,6 +79,8 @@ class Harness:
 
     def wait_writes(self, timeout: float = 30.0) -> None:
         """Steps frames until the app's disk writes have come back."""
+        if not hasattr(self.app, "pending_writes"):
+            return
         deadline = time.monotonic() + timeout
         while self.app.pending_writes and time.monotonic() < deadline:
             time.sleep(0.005)

@@ -51,3 +51,12 @@ def test_shipped_example_config_is_the_documented_defaults():
     shipped = Path(__file__).resolve().parent.parent / "deploy" / "kiosk.toml"
     assert shipped.read_text() == config.documented_defaults() + "\n"
     assert config.load(shipped) == config.Config(source=str(shipped))
+
+
+def test_display_rotation_and_resolution_are_checked():
+    with pytest.raises(config.ConfigError) as err:
+        config.parse({"display": {"rotation": 45, "touch_rotation": 90, "width": 800}}, "k.toml")
+    assert err.value.problems == [
+        "k.toml:display.rotation: 45 is not a rotation (0, 90, 180 or 270)",
+        "k.toml:display.width: 800x0: give both width and height in pixels, or 0 for both",
+    ]

@@ -337,3 +337,50 @@ def test_kiosk_runs_when_the_pin_factory_fails(cfg, runtime, monkeypatch):
             h.stop()
     finally:
         Device.pin_factory = saved
+
+
+def test_welcome_offers_the_clinics_languages_that_the_pack_covers_and_a_third_is_data_only(tmp_path, pack_copy):
+    from screens.replay import Harness
+
+    from .test_session import add_language
+
+    add_language(pack_copy, "fr", "[fr] ")
+    c = Config().with_data_dir(tmp_path / "data3")
+    c = c.replace("kiosk", content_pack=str(pack_copy)).replace("clinic", languages=["en", "fr", "es", "de"])
+    enroll_offline(c)
+    rt = Runtime.create(c)
+    h = Harness(rt).start()
+    try:
+        buttons = list(reversed(h.screen.ids.languages.children))
+        assert [(b.answer_code, b.text) for b in buttons] == [("en", "English"), ("fr", "Français"), ("es", "Español")]
+        assert buttons[0].selected and not buttons[1].selected
+        h.tap(buttons[1])
+        assert h.app.language == "fr" and buttons[1].selected and not buttons[0].selected
+        h.screenshot(tmp_path, "welcome-fr")
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        assert h.screen.ids.question.text == "[fr] What is your first name?"
+    finally:
+        h.stop()
+        rt.close()
+
+
+def test_display_settings_reach_kivy_before_the_window(tmp_path):
+    from kivy.config import Config as KivyConfig
+
+    from kiosk.config import DisplaySection, parse
+    from screens.app import configure_kivy
+
+    saved = {(s, k): KivyConfig.get(s, k) for s, k in (("graphics", "rotation"), ("graphics", "width"), ("graphics", "height"))}
+    try:
+        display = parse({"display": {"rotation": 180, "width": 800, "height": 480, "touch_invert_x": True}}).display
+        configure_kivy(True, display)
+        assert KivyConfig.get("graphics", "rotation") == "180"
+        assert (KivyConfig.get("graphics", "width"), KivyConfig.get("graphics", "height")) == ("800", "480")
+        assert KivyConfig.get("graphics", "fullscreen") == "1"
+        assert KivyConfig.get("input", "kiosk_touch") == "probesysfs,provider=hidinput,param=rotation=0,param=invert_x=1"
+    finally:
+        KivyConfig.remove_option("input", "kiosk_touch")
+        configure_kivy(False, DisplaySection())
+        for (s, k), v in saved.items():
+            KivyConfig.set(s, k, v)
