@@ -19,6 +19,9 @@ import click
 #: one-line help ``clinic-kiosk --help`` shows for them (so listing the
 #: commands imports none of them).
 LAZY_COMMANDS = {
+    # The two that need the Kivy front end live in it: kiosk/ never imports it.
+    "run": ("screens.commands:run_command", "The full-screen kiosk."),
+    "replay": ("screens.commands:replay_command", "Taps through a visit file in the real UI and prints the result."),
     "enroll": ("kiosk.sync:enroll_command", "Pairs the kiosk with a hub using a one-time code."),
     "sync": ("kiosk.sync:sync_command", "Runs the sync worker in the foreground."),
     "export": ("kiosk.sync:export_command", "Recovers the kiosk's records with the clinic's private key."),
@@ -43,7 +46,7 @@ def _load_config(config_path, data_dir):
     return cfg
 
 
-def _fail_lines(lines, code=1):
+def fail_lines(lines, code=1):
     for line in lines:
         click.echo(line, err=True)
     sys.exit(code)
@@ -159,61 +162,28 @@ def cli(ctx, config_path, data_dir):
     ctx.obj = CliState(config_path, data_dir)
 
 
-def _pack_or_exit(cfg):
+def pack_or_exit(cfg):
     from .pack import PackError, load_pack
 
     try:
         return load_pack(cfg.kiosk.content_pack or None)
     except PackError as exc:
-        _fail_lines(exc.problems)
+        fail_lines(exc.problems)
 
 
-def _visit_or_exit(cfg, visit_file):
+def visit_or_exit(cfg, visit_file):
     """The pack and the checked visit file; exit 2 naming the linkId when a
     required answer is missing, warnings for answers the pack does not ask."""
     from .visit import VisitFileError, read_visit_file
 
-    pack = _pack_or_exit(cfg)
+    pack = pack_or_exit(cfg)
     try:
         vf = read_visit_file(visit_file, pack)
     except VisitFileError as exc:
-        _fail_lines([str(exc)], code=2)
+        fail_lines([str(exc)], code=2)
     for w in vf.warnings:
         click.echo(f"warning: {w}", err=True)
     return pack, vf
-
-
-@cli.command()
-@click.option("--windowed", is_flag=True, help="Run in a window instead of full screen.")
-@click.pass_context
-def run(ctx, windowed):
-    """The full-screen kiosk.
-
-    A broken config, content pack or media manifest, or a data folder that
-    cannot be written, shows the "out of order, staff have been told" screen
-    instead: the problem is logged as one line per problem and the process
-    keeps running (and feeding systemd's watchdog) rather than crash-looping.
-    """
-    from .crypto import NotEnrolled
-    from .runtime import Runtime, startup_problems
-
-    cfg, problems = ctx.obj.try_config()
-    pack = None
-    if not problems:
-        pack, problems = startup_problems(cfg)
-    if problems:
-        from screens.outoforder import run_out_of_order
-
-        run_out_of_order(problems, languages=cfg.clinic.languages,
-                         windowed=windowed or not cfg.kiosk.fullscreen, display=cfg.display)
-        return
-    try:
-        runtime = Runtime.create(cfg, pack=pack)
-    except NotEnrolled as exc:
-        _fail_lines([f"{cfg.source}: {exc}"])
-    from screens.app import run_kiosk
-
-    run_kiosk(runtime, windowed=windowed)
 
 
 @cli.command()
@@ -222,41 +192,10 @@ def run(ctx, windowed):
 def score(ctx, visit_file):
     """Runs the content pack's rules on VISIT_FILE; prints the result JSON."""
     cfg = ctx.obj.config
-    pack, vf = _visit_or_exit(cfg, visit_file)
+    pack, vf = visit_or_exit(cfg, visit_file)
     from .visit import score_visit_file
 
     click.echo(json.dumps(score_visit_file(vf, pack).as_json()))
-
-
-@cli.command()
-@click.argument("visit_file", type=click.Path(dir_okay=False))
-@click.option("--screenshots", type=click.Path(file_okay=False), default=None,
-              help="Save a PNG of every screen into this folder.")
-@click.pass_context
-def replay(ctx, visit_file, screenshots):
-    """Taps through VISIT_FILE in the real UI, submits it, prints the result."""
-    cfg = ctx.obj.config
-    pack, vf = _visit_or_exit(cfg, visit_file)
-    from .crypto import NotEnrolled, SealedBoxSealer, generate_keypair
-    from .runtime import Runtime
-
-    try:
-        runtime = Runtime.create(cfg, pack=pack)
-    except NotEnrolled:
-        # A self-test before enrollment still runs the whole UI and a durable
-        # commit, sealed to a key nobody keeps: nothing readable is left.
-        click.echo("warning: this kiosk is not enrolled with a hub; the replayed visit is sealed "
-                   "to a throwaway key and cannot be read back", err=True)
-        runtime = Runtime.create(cfg, sealer=SealedBoxSealer(generate_keypair()[1]), pack=pack)
-    from screens.replay import replay_visit
-
-    try:
-        out = replay_visit(cfg, vf, screenshots=screenshots, runtime=runtime)
-    except RuntimeError as exc:
-        _fail_lines([f"{visit_file}: replay failed: {exc}"], code=1)
-    finally:
-        runtime.close()
-    click.echo(json.dumps(out))
 
 
 @cli.command()
@@ -297,7 +236,7 @@ def set_pin(ctx):
 
     pin = sys.stdin.readline().strip()
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        _fail_lines(["<stdin>:1: the PIN must be 4 to 12 digits"])
+        fail_lines(["<stdin>:1: the PIN must be 4 to 12 digits"])
     click.echo(f'staff_pin_hash = "{hash_pin(pin)}"')
 
 
