@@ -236,3 +236,28 @@ class DatePad(NumberPad):
 class PhonePad(NumberPad):
     max_len = 16
     extra_keys = ListProperty(["+"])
+
+
+#: The answer widget of each kind of item (``item.widget``).
+def _widget_classes():
+    from .bodymap import BodyMap
+
+    return {
+        "yesno": YesNo,
+        "scale": Scale,
+        "choice": Choice,
+        "multichoice": Choice,
+        "bodymap": BodyMap,
+        "keyboard": Keyboard,
+        "date": DatePad,
+        "phone": PhonePad,
+        "number": PhonePad,
+    }
+
+
+def widget_for(item, value, commit) -> AnswerWidget:
+    """The answer widget for ``item`` showing ``value``, calling
+    ``commit(value)`` when the patient has answered. The question screen
+    shows whatever this returns and leaves it in place when it is the same
+    instance as before."""
+    return _widget_classes()[item.widget](item, value, commit)

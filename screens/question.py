@@ -5,21 +5,8 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
-from .answers import Choice, DatePad, Keyboard, PhonePad, Scale, YesNo
+from . import answers
 from .base import KioskScreen, load_kv
-from .bodymap import BodyMap
-
-WIDGETS = {
-    "yesno": YesNo,
-    "scale": Scale,
-    "choice": Choice,
-    "multichoice": Choice,
-    "bodymap": BodyMap,
-    "keyboard": Keyboard,
-    "date": DatePad,
-    "phone": PhonePad,
-    "number": PhonePad,
-}
 
 
 class QuestionScreen(KioskScreen):
@@ -46,15 +33,19 @@ class QuestionScreen(KioskScreen):
         self.notice_text = app.item_text(item.notice) if item.notice else ""
         self.step, self.steps = visit.progress()
         self.can_skip = not item.required
-        holder = self.ids.answer_area
-        holder.clear_widgets()
-        cls = WIDGETS[item.widget]
-        widget = cls(item, visit.answers.get(item.link_id), self.commit)
-        widget.bind(ready=self.setter("ready"))
+        widget = answers.widget_for(item, visit.answers.get(item.link_id), self.commit)
+        if widget is not self.answer_widget:
+            # A new widget: swap it in. The same one (re-bound to this item)
+            # stays where it is, so nothing is laid out or drawn anew.
+            if self.answer_widget is not None:
+                self.answer_widget.unbind(ready=self.setter("ready"))
+            holder = self.ids.answer_area
+            holder.clear_widgets()
+            widget.bind(ready=self.setter("ready"))
+            holder.add_widget(widget)
+            self.answer_widget = widget
         self.ready = widget.ready
         self.needs_next = not widget.immediate
-        self.answer_widget = widget
-        holder.add_widget(widget)
 
     def commit(self, value):
         self.app.answer(self.item.link_id, value)
