@@ -216,7 +216,7 @@ class KioskApp(ServiceApp, App):
                 event.cancel()
         self.stop_service_notify()
         if self.sm.current_screen is not None:
-            self.sm.current_screen.on_deactivate()
+            self.sm.current_screen.deactivate()
         if self.call_panel is not None:
             self.call_panel.close()
         self.session.close()
@@ -280,8 +280,14 @@ class KioskApp(ServiceApp, App):
         for key, value in props.items():
             setattr(screen, key, value)
         self.screens_shown += 1
+        previous = self.sm.current_screen
+        if previous is not None and previous is not screen:
+            # Not left to the transition's on_leave, which never comes when
+            # the next tap cuts the transition short: a welcome video would
+            # then go on decoding behind the questions.
+            previous.deactivate()
         if self.sm.current == name:
-            screen.on_activate()
+            screen.activate()
         else:
             self.sm.current = name
         self.session.touch()

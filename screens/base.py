@@ -46,22 +46,39 @@ class KioskScreen(Screen):
     def app(self):
         return App.get_running_app()
 
+    _active = False
+
     def on_pre_enter(self, *args):
+        self.activate()
+
+    def on_leave(self, *args):
+        # A transition cut short by the next one (two taps in one frame)
+        # reports its leave late, or never: the app deactivates the screen
+        # itself when it moves on, and a late leave of the screen showing
+        # again is ignored.
+        if self.manager is None or self.manager.current != self.name:
+            self.deactivate()
+
+    def activate(self):
+        self._active = True
         self.on_activate()
+
+    def deactivate(self):
+        """Runs :meth:`on_deactivate` once per activation."""
+        if self._active:
+            self._active = False
+            self.on_deactivate()
 
     def on_activate(self):
         """Refresh the screen from the app's current visit and services."""
+
+    def on_deactivate(self):
+        """Release anything the screen holds (players, timers)."""
 
     def back(self):
         """Where this screen's Back button leads (the welcome screen unless
         the screen says otherwise)."""
         self.app.go("welcome")
-
-    def on_leave(self, *args):
-        self.on_deactivate()
-
-    def on_deactivate(self):
-        """Release anything the screen holds (players, timers)."""
 
     def wipe(self):
         """Forget everything the screen shows of the current visit."""

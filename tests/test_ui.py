@@ -149,6 +149,10 @@ def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tm
             h.tap(h.button(key=key))
         h.tap(h.button(key="ok"))
         assert h.screen.unlocked
+        deadline = time.monotonic() + 10  # the queue depth comes from the writer thread
+        while "Records waiting" not in h.screen.status_text and time.monotonic() < deadline:
+            h.frames(1)
+        assert f"Records waiting to sync: {len(records(cfg))}" in h.screen.status_text
         h.tap(h.screen.ids.dismiss)
         assert app.sm.current == "welcome" and app.visit is None
     finally:
@@ -384,3 +388,45 @@ def test_display_settings_reach_kivy_before_the_window(tmp_path):
         configure_kivy(False, DisplaySection())
         for (s, k), v in saved.items():
             KivyConfig.set(s, k, v)
+
+
+def test_the_attract_loop_decodes_only_while_the_welcome_screen_shows(tmp_path):
+    import threading
+
+    from screens.replay import Harness
+
+    from .bench.bench_video import _make_media
+
+    c = Config().with_data_dir(tmp_path / "data-attract")
+    c = c.replace("kiosk", media_manifest=str(_make_media(tmp_path)))
+    enroll_offline(c)
+    rt = Runtime.create(c)
+    h = Harness(rt).start()
+
+    def decoding():
+        return any(t.name == "Next frame" and t.is_alive() for t in threading.enumerate())
+
+    def frames_until(predicate, seconds=30.0):
+        deadline = time.monotonic() + seconds
+        while not predicate() and time.monotonic() < deadline:
+            h.frames(1)
+        return predicate()
+
+    try:
+        app = h.app
+        loop = app.sm.get_screen("welcome").ids.attract_holder.children[0]
+        assert frames_until(lambda: loop.has_frame and decoding())
+        # Two steps within one frame (a quick patient, or replay): the
+        # transition to privacy is cut short, yet the loop must stop.
+        app.begin_visit()
+        app.start_questions()
+        h.frames(3)
+        assert app.sm.current == "question"
+        assert not loop.running and loop.ids.video.state == "stop"
+        assert frames_until(lambda: not decoding(), seconds=5)
+        # Back on the welcome screen, it plays again.
+        app.discard_visit()
+        assert frames_until(lambda: loop.has_frame and decoding())
+    finally:
+        h.stop()
+        rt.close()
