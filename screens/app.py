@@ -27,6 +27,7 @@ from kiosk.staff import PinGuard
 
 from .i18n import Translator
 from .lifecycle import ServiceApp
+from .palette import LARGE_TEXT_SCALE
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +43,6 @@ SCREEN_CLASSES = {
     "techniques": "TechniquesScreen",
     "video": "VideoScreen",
 }
-
-#: The one large-text scale of the whole app.
-LARGE_TEXT_SCALE = 1.35
-
 
 def configure_kivy(fullscreen: bool, display=None) -> None:
     """Kiosk hardening and the ``[display]`` settings; must run before the

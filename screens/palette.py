@@ -8,6 +8,9 @@ Every text colour on the background it is used on is at least 4.5:1
     color: P["ink"]
 """
 
+#: How much larger text gets with the "Larger text" button, on every screen.
+LARGE_TEXT_SCALE = 1.35
+
 #: name -> RGBA; pairs used together are listed in CONTRAST_PAIRS.
 PALETTE = {
     "ink": (0.12, 0.16, 0.20, 1),          # main text
@@ -21,10 +24,14 @@ PALETTE = {
     "calm": (0.90, 0.94, 0.97, 1),         # emergency screen background
     "white": (1, 1, 1, 1),
     "warn": (0.55, 0.25, 0.0, 1),          # small warnings on paper
+    "track": (0.79, 0.83, 0.86, 1),        # progress track, card edges (no text)
+    "caption_back": (0, 0, 0, 1),          # behind captions over a video (drawn at 80 %)
 }
 
 CONTRAST_PAIRS = [
     ("ink", "paper"), ("muted", "paper"), ("white", "primary"), ("white", "primary_down"),
     ("ink", "secondary"), ("ink", "secondary_down"), ("white", "selected"), ("ink", "calm"),
     ("warn", "paper"), ("selected", "paper"), ("selected", "calm"),
+    # the media screens: technique cards, the video player, the attract loop
+    ("ink", "white"), ("white", "ink"), ("primary", "paper"), ("white", "caption_back"),
 ]

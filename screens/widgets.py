@@ -10,28 +10,31 @@ from kivy.uix.label import Label
 from .base import load_kv
 from .palette import CONTRAST_PAIRS, PALETTE  # noqa: F401  (the widgets' colours)
 
-class FreshTexture:
-    """Renders changed text into a new texture instead of the old one.
 
-    With software GL (a Pi's screen under Mesa, this project's tests) the
-    previous frame is often still being drawn when the next question's text
-    is rendered; writing into a texture that frame uses makes the UI thread
-    wait for it (most of a screen switch's time in the profile), while a new
-    texture costs nothing. Text that does not change is not rendered again.
-    """
-
-    def texture_update(self, *largs):
-        self._label.texture = None
-        super().texture_update(*largs)
-
-
-class KLabel(FreshTexture, Label):
+class KLabel(Label):
     """Body text that wraps to its width and grows to its height."""
 
     role = OptionProperty("body", options=["body", "title", "question", "small", "huge"])
+    #: Render changed text into a new texture rather than the old one. For
+    #: labels whose text changes on every screen but keeps its size ("Question
+    #: 3 of 42" -> "Question 4 of 42"): Kivy would rewrite the old texture,
+    #: and with software GL (a Pi under Mesa, the tests) the frame still
+    #: drawing it makes the UI thread wait, most of a question switch in the
+    #: profile. Only for small labels: Kivy's old textures sit in reference
+    #: cycles until Python's cycle collector runs, so fresh textures for the
+    #: big question label cost ~230 MB over one visit (measured).
+    fresh_texture = BooleanProperty(False)
+    _rendered_text = None
+
+    def texture_update(self, *largs):
+        # Only for a new text: a re-layout of the same text keeps its texture.
+        if self.fresh_texture and self.text != self._rendered_text and self._label.texture is not None:
+            self._label.texture = None
+        self._rendered_text = self.text
+        super().texture_update(*largs)
 
 
-class KButton(FreshTexture, Button):
+class KButton(Button):
     """A large flat button. ``answer_code`` ties it to an answer so the
     replay driver and the tests can find it."""
 

@@ -122,6 +122,7 @@ def app(window, media_dir, stub_app_class):
     try:
         yield stub
     finally:
+        stub.dispatch("on_stop")  # kv's `app` proxy forgets the stub
         App._running_app = previous
 
 
