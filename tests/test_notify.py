@@ -130,9 +130,16 @@ def _run_kiosk(tmp_path, notify_socket, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-@pytest.mark.parametrize("problem", ["config", "data"])
-def test_a_broken_config_or_data_folder_shows_out_of_order_and_keeps_the_watchdog_fed(tmp_path, notify_socket, problem):
-    if problem == "config":
+@pytest.mark.parametrize("problem", ["config", "pack", "data"])
+def test_a_broken_config_pack_or_data_folder_shows_out_of_order_and_keeps_the_watchdog_fed(
+        tmp_path, notify_socket, pack_copy, problem):
+    if problem == "pack":
+        (pack_copy / "rules.json").write_text("{")
+        config = tmp_path / "kiosk.toml"
+        config.write_text(f'[kiosk]\ncontent_pack = "{pack_copy}"\n')
+        args = ["--config", config, "--data", tmp_path / "data"]
+        expected = f"{pack_copy / 'rules.json'}:1: broken JSON"
+    elif problem == "config":
         config = tmp_path / "kiosk.toml"
         config.write_text("[display]\nrotation = 45\n")
         args = ["--config", config, "--data", tmp_path / "data"]
@@ -157,6 +164,7 @@ def test_a_broken_config_or_data_folder_shows_out_of_order_and_keeps_the_watchdo
         proc.terminate()
         _, stderr = proc.communicate(timeout=30)
     assert "Traceback" not in stderr
+    assert not (tmp_path / "data" / "kiosk.db").exists()  # nothing opened, nothing lost
     logged = [line for line in stderr.splitlines() if "out of order" in line]
     assert len(logged) == 1 and logged[0].split("out of order: ", 1)[1].startswith(expected)
 
