@@ -8,19 +8,33 @@ where the database, keys and tokens live. Problems are reported as
 
 from __future__ import annotations
 
+import functools
 import json
-import logging
 import os
 import sys
 
 import click
 
-from . import config as config_mod
-from .pack import PackError, load_pack
-from .visit import VisitFileError, read_visit_file, score_visit_file
+#: Commands that live in other modules, imported only when they run, with the
+#: one-line help ``clinic-kiosk --help`` shows for them (so listing the
+#: commands imports none of them).
+LAZY_COMMANDS = {
+    # The two that need the Kivy front end live in it: kiosk/ never imports it.
+    "run": ("screens.commands:run_command", "The full-screen kiosk."),
+    "replay": ("screens.commands:replay_command", "Taps through a visit file in the real UI and prints the result."),
+    "enroll": ("kiosk.sync:enroll_command", "Pairs the kiosk with a hub using a one-time code."),
+    "sync": ("kiosk.sync:sync_command", "Runs the sync worker in the foreground."),
+    "export": ("kiosk.sync:export_command", "Recovers the kiosk's records with the clinic's private key."),
+    "gpio-test": ("kiosk.hardware:gpio_test_command", "Checks the wiring of the call button, lights and buzzer."),
+}
+
+_CONFIG_HELP = "Configuration file (default /etc/clinic-kiosk/kiosk.toml when it exists)."
+_DATA_HELP = "Folder for the database, keys and tokens."
 
 
-def _load_config(config_path, data_dir) -> config_mod.Config:
+def _load_config(config_path, data_dir):
+    from . import config as config_mod
+
     try:
         cfg = config_mod.load(config_path)
     except config_mod.ConfigError as exc:
@@ -32,147 +46,162 @@ def _load_config(config_path, data_dir) -> config_mod.Config:
     return cfg
 
 
-def _fail_lines(lines, code=1):
+def fail_lines(lines, code=1):
     for line in lines:
         click.echo(line, err=True)
     sys.exit(code)
 
 
-@click.group()
-@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-              help="Configuration file (default /etc/clinic-kiosk/kiosk.toml when it exists).")
-@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-              help="Folder for the database, keys and tokens.")
-@click.pass_context
-def cli(ctx, config_path, data_dir):
-    """The clinic intake kiosk."""
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    ctx.obj = CliState(config_path, data_dir)
-
-
 class CliState:
     """What every command shares: where the config is, loaded on first use
-    (commands of other modules read ``ctx.obj.config``)."""
+    (commands of other modules read ``click.get_current_context().obj.config``)."""
 
     def __init__(self, config_path, data_dir):
         self.config_path = config_path
         self.data_dir = data_dir
         self._config = None
 
+    def override(self, config_path=None, data_dir=None) -> None:
+        """``--config``/``--data`` given after the command name win over the
+        ones given before it."""
+        if config_path or data_dir:
+            self.config_path = config_path or self.config_path
+            self.data_dir = data_dir or self.data_dir
+            self._config = None
+
+    def try_config(self):
+        """(config, problems): when the file cannot be used, the built-in
+        defaults (with ``--data``) and its problems, for ``run``, which shows
+        the out-of-order screen rather than exiting."""
+        from . import config as config_mod
+
+        try:
+            cfg, problems = config_mod.load(self.config_path), []
+        except config_mod.ConfigError as exc:
+            cfg, problems = config_mod.Config(), exc.problems
+        if self.data_dir:
+            cfg = cfg.with_data_dir(self.data_dir)
+        return cfg, problems
+
     @property
-    def config(self) -> config_mod.Config:
+    def config(self):
+        """The loaded :class:`kiosk.config.Config` (exits with the problems
+        when the file cannot be used)."""
         if self._config is None:
             self._config = _load_config(self.config_path, self.data_dir)
         return self._config
 
 
-def _config(ctx, config_path=None, data_dir=None) -> config_mod.Config:
-    """The config for a command: its own --config/--data win over the group's."""
-    obj = ctx.obj
-    if config_path or data_dir:
-        obj.config_path = config_path or obj.config_path
-        obj.data_dir = data_dir or obj.data_dir
-        obj._config = None
-    return obj.config
+def with_config_options(cmd: click.Command) -> click.Command:
+    """Gives ``cmd`` the ``--config`` and ``--data`` options after its name.
+
+    The options are applied to the shared :class:`CliState` before the
+    command's own body runs, so the body (in whichever module) just reads
+    ``ctx.obj.config``. Doing it here, once, is what makes *every* command
+    take them, including those defined in other modules.
+    """
+    if getattr(cmd, "_has_config_options", False):
+        return cmd
+    cmd.params.extend([
+        click.Option(["--config", "config_path"], type=click.Path(dir_okay=False), default=None, help=_CONFIG_HELP),
+        click.Option(["--data", "data_dir"], type=click.Path(file_okay=False), default=None, help=_DATA_HELP),
+    ])
+    inner = cmd.callback
+
+    @functools.wraps(inner)
+    def callback(*args, config_path=None, data_dir=None, **kwargs):
+        click.get_current_context().find_object(CliState).override(config_path, data_dir)
+        return inner(*args, **kwargs)
+
+    cmd.callback = callback
+    cmd._has_config_options = True
+    return cmd
 
 
-def config_options(f):
-    """Lets ``--config`` and ``--data`` also follow the command name."""
-    f = click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None,
-                     help="Folder for the database, keys and tokens.")(f)
-    f = click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None,
-                     help="Configuration file.")(f)
-    return f
+class KioskGroup(click.Group):
+    """A click group that imports a command's module only when that command
+    runs (Click's "lazy group" pattern), and adds ``--config``/``--data`` to
+    every command it hands out."""
+
+    def list_commands(self, ctx):
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx, name):
+        cmd = super().get_command(ctx, name)
+        if cmd is None and name in LAZY_COMMANDS:
+            import importlib
+
+            module, attr = LAZY_COMMANDS[name][0].split(":")
+            cmd = getattr(importlib.import_module(module), attr)
+            self.add_command(cmd, name)
+        return with_config_options(cmd) if cmd is not None else None
+
+    def format_commands(self, ctx, formatter):
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in LAZY_COMMANDS and name not in self.commands:
+                rows.append((name, LAZY_COMMANDS[name][1]))
+            else:
+                cmd = self.commands[name]
+                if not cmd.hidden:
+                    rows.append((name, cmd.get_short_help_str(formatter.width - 6 - max(map(len, self.list_commands(ctx))))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
 
-def _pack_or_exit(cfg):
+@click.group(cls=KioskGroup)
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), default=None, help=_CONFIG_HELP)
+@click.option("--data", "data_dir", type=click.Path(file_okay=False), default=None, help=_DATA_HELP)
+@click.pass_context
+def cli(ctx, config_path, data_dir):
+    """The clinic intake kiosk."""
+    import logging
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    ctx.obj = CliState(config_path, data_dir)
+
+
+def pack_or_exit(cfg):
+    from .pack import PackError, load_pack
+
     try:
         return load_pack(cfg.kiosk.content_pack or None)
     except PackError as exc:
-        _fail_lines(exc.problems)
+        fail_lines(exc.problems)
 
 
-def _visit_or_exit(cfg, visit_file):
+def visit_or_exit(cfg, visit_file):
     """The pack and the checked visit file; exit 2 naming the linkId when a
     required answer is missing, warnings for answers the pack does not ask."""
-    pack = _pack_or_exit(cfg)
+    from .visit import VisitFileError, read_visit_file
+
+    pack = pack_or_exit(cfg)
     try:
         vf = read_visit_file(visit_file, pack)
     except VisitFileError as exc:
-        _fail_lines([str(exc)], code=2)
+        fail_lines([str(exc)], code=2)
     for w in vf.warnings:
         click.echo(f"warning: {w}", err=True)
     return pack, vf
 
 
 @cli.command()
-@config_options
-@click.option("--windowed", is_flag=True, help="Run in a window instead of full screen.")
-@click.pass_context
-def run(ctx, config_path, data_dir, windowed):
-    """The full-screen kiosk."""
-    from .crypto import NotEnrolled
-    from .runtime import Runtime
-
-    cfg = _config(ctx, config_path, data_dir)
-    pack = _pack_or_exit(cfg)
-    try:
-        runtime = Runtime.create(cfg, pack=pack)
-    except NotEnrolled as exc:
-        _fail_lines([f"{cfg.source}: {exc}"])
-    from screens.app import run_kiosk
-
-    run_kiosk(runtime, windowed=windowed)
-
-
-@cli.command()
-@config_options
 @click.argument("visit_file", type=click.Path(dir_okay=False))
 @click.pass_context
-def score(ctx, config_path, data_dir, visit_file):
+def score(ctx, visit_file):
     """Runs the content pack's rules on VISIT_FILE; prints the result JSON."""
-    cfg = _config(ctx, config_path, data_dir)
-    pack, vf = _visit_or_exit(cfg, visit_file)
+    cfg = ctx.obj.config
+    pack, vf = visit_or_exit(cfg, visit_file)
+    from .visit import score_visit_file
+
     click.echo(json.dumps(score_visit_file(vf, pack).as_json()))
 
 
 @cli.command()
-@config_options
-@click.argument("visit_file", type=click.Path(dir_okay=False))
-@click.option("--screenshots", type=click.Path(file_okay=False), default=None,
-              help="Save a PNG of every screen into this folder.")
-@click.pass_context
-def replay(ctx, config_path, data_dir, visit_file, screenshots):
-    """Taps through VISIT_FILE in the real UI, submits it, prints the result."""
-    cfg = _config(ctx, config_path, data_dir)
-    pack, vf = _visit_or_exit(cfg, visit_file)
-    from .crypto import NotEnrolled, SealedBoxSealer, generate_keypair
-    from .runtime import Runtime
-
-    try:
-        runtime = Runtime.create(cfg, pack=pack)
-    except NotEnrolled:
-        # A self-test before enrollment still runs the whole UI and a durable
-        # commit, sealed to a key nobody keeps: nothing readable is left.
-        click.echo("warning: this kiosk is not enrolled with a hub; the replayed visit is sealed "
-                   "to a throwaway key and cannot be read back", err=True)
-        runtime = Runtime.create(cfg, sealer=SealedBoxSealer(generate_keypair()[1]), pack=pack)
-    from screens.replay import replay_visit
-
-    try:
-        out = replay_visit(cfg, vf, screenshots=screenshots, runtime=runtime)
-    except RuntimeError as exc:
-        _fail_lines([f"{visit_file}: replay failed: {exc}"], code=1)
-    finally:
-        runtime.close()
-    click.echo(json.dumps(out))
-
-
-@cli.command()
-@config_options
 @click.argument("paths", nargs=-1, type=click.Path())
 @click.pass_context
-def validate(ctx, config_path, data_dir, paths):
+def validate(ctx, paths):
     """Checks config files, content packs and media manifests.
 
     With no PATH, checks the configured config, content pack and media.
@@ -180,8 +209,7 @@ def validate(ctx, config_path, data_dir, paths):
     """
     from .validate import validate_paths
 
-    obj = ctx.obj
-    problems, warnings = validate_paths(list(paths), config_path or obj.config_path)
+    problems, warnings = validate_paths(list(paths), ctx.obj.config_path)
     for w in warnings:
         click.echo(f"warning: {w}", err=True)
     for p in problems:
@@ -190,41 +218,26 @@ def validate(ctx, config_path, data_dir, paths):
 
 
 @cli.command()
-@config_options
 @click.pass_context
-def status(ctx, config_path, data_dir):
+def status(ctx):
     """Prints the kiosk's health as JSON."""
     from .status import collect
 
-    cfg = _config(ctx, config_path, data_dir)
+    cfg = ctx.obj.config
     click.echo(json.dumps(collect(cfg), indent=2))
 
 
 @cli.command("set-pin")
-@config_options
 @click.pass_context
-def set_pin(ctx, config_path, data_dir):
+def set_pin(ctx):
     """Reads a new staff PIN from standard input and prints the line to put
     in the config file (the PIN itself is never stored, only its hash)."""
     from .staff import hash_pin
 
     pin = sys.stdin.readline().strip()
     if not (pin.isdigit() and 4 <= len(pin) <= 12):
-        _fail_lines(["<stdin>:1: the PIN must be 4 to 12 digits"])
+        fail_lines(["<stdin>:1: the PIN must be 4 to 12 digits"])
     click.echo(f'staff_pin_hash = "{hash_pin(pin)}"')
-
-
-def _register_commands():
-    from .hardware import gpio_test_command
-    from .sync import enroll_command, export_command, sync_command
-
-    cli.add_command(gpio_test_command, "gpio-test")
-    cli.add_command(enroll_command, "enroll")
-    cli.add_command(sync_command, "sync")
-    cli.add_command(export_command, "export")
-
-
-_register_commands()
 
 
 def main():

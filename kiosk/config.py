@@ -122,12 +122,38 @@ class HubSection:
     )
 
 
+#: Screen rotations the display can be turned to, in degrees clockwise.
+ROTATIONS = (0, 90, 180, 270)
+
+
+@dataclass(frozen=True)
+class DisplaySection:
+    rotation: int = _doc(
+        "Turn the picture this many degrees (0, 90, 180 or 270), e.g. 180 for the official "
+        "7-inch display mounted upside down in its case.", 0
+    )
+    width: int = _doc("Screen width in pixels; 0 uses the display's own resolution.", 0)
+    height: int = _doc("Screen height in pixels; 0 uses the display's own resolution.", 0)
+    touch_rotation: int = _doc(
+        "Turn the touch input this many degrees (0, 90, 180 or 270) when the touch panel is "
+        "mounted differently from the picture (some HDMI touch monitors).", 0
+    )
+    touch_invert_x: bool = _doc("Mirror the touch input left to right.", False)
+    touch_invert_y: bool = _doc("Mirror the touch input top to bottom.", False)
+
+    @property
+    def touch_adjusted(self) -> bool:
+        """Whether the touch input needs turning or mirroring at all."""
+        return bool(self.touch_rotation or self.touch_invert_x or self.touch_invert_y)
+
+
 @dataclass(frozen=True)
 class Config:
     clinic: ClinicSection = field(default_factory=ClinicSection)
     kiosk: KioskSection = field(default_factory=KioskSection)
     gpio: GpioSection = field(default_factory=GpioSection)
     hub: HubSection = field(default_factory=HubSection)
+    display: DisplaySection = field(default_factory=DisplaySection)
     source: str = "<defaults>"
 
     @property
@@ -194,6 +220,12 @@ def _range_problems(cfg: Config) -> list[tuple[str, str]]:
             out.append((f"gpio.{key}", f"{pin} is not a BCM GPIO number (0 to 27)"))
     if g.bounce_time_s < 0 or g.hold_time_s <= 0:
         out.append(("gpio.hold_time_s", "times must be positive"))
+    d = cfg.display
+    for key in ("rotation", "touch_rotation"):
+        if getattr(d, key) not in ROTATIONS:
+            out.append((f"display.{key}", f"{getattr(d, key)} is not a rotation (0, 90, 180 or 270)"))
+    if (d.width == 0) != (d.height == 0) or d.width < 0 or d.height < 0:
+        out.append(("display.width", f"{d.width}x{d.height}: give both width and height in pixels, or 0 for both"))
     if cfg.hub.url and not cfg.hub.url.startswith(("http://", "https://")):
         out.append(("hub.url", f"'{cfg.hub.url}' must start with https:// (or http:// for tests)"))
     if cfg.hub.max_attempts < 1:

@@ -58,6 +58,51 @@ def sealer_for(config: config_mod.Config) -> Sealer:
     return clinic_sealer(config)
 
 
+def data_dir_problems(config: config_mod.Config) -> list[str]:
+    """One ``path:location: message`` line when the data folder cannot be
+    created or written (a read-only disk, a wrong owner), else none.
+
+    Checked at start-up by writing and removing a small file, because the
+    first sign of a read-only disk must not be a visit that cannot be saved.
+    """
+    import os
+    import tempfile
+
+    folder = config.data_path
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".write-check-") as fh:
+            fh.write(b"ok")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return [f"{config.source}:kiosk.data_dir: cannot write to {folder} ({reason}); the kiosk keeps its "
+                "database and keys there: check the disk is not read-only and the folder belongs to the kiosk user"]
+    return []
+
+
+def startup_problems(config: config_mod.Config) -> tuple[Pack | None, list[str]]:
+    """Everything ``clinic-kiosk run`` cannot start past, as
+    ``path:location: message`` lines: the content pack, the media manifest
+    and the data folder. Returns the loaded pack too (None when broken)."""
+    from .media import MediaError, load_catalogue
+    from .pack import PackError
+
+    problems: list[str] = []
+    pack = None
+    try:
+        pack = load_pack(config.kiosk.content_pack or None)
+    except PackError as exc:
+        problems.extend(exc.problems)
+    try:
+        load_catalogue(media_manifest_path(config))
+    except MediaError as exc:
+        problems.extend(exc.problems)
+    problems.extend(data_dir_problems(config))
+    return pack, problems
+
+
 def media_manifest_path(config: config_mod.Config | None) -> Path:
     """The configured media manifest, else the project's own."""
     from .media import DEFAULT_MANIFEST

@@ -603,6 +603,15 @@ def widget_class(item):
     return WIDGETS[item.widget]
 
 
+def forget_widgets() -> None:
+    """Drops the cached answer widgets, and with them the last answers they
+    showed: called when a visit is wiped, so nothing of one patient stays in
+    memory for the next."""
+    app = App.get_running_app()
+    if app is not None:
+        app.__dict__.pop("_answer_widgets", None)
+
+
 def widget_for(item, value, commit) -> AnswerWidget:
     """The answer widget for ``item``, showing ``value``; calls
     ``commit(value)`` when answered. One instance per widget class and app,
@@ -613,6 +622,4 @@ def widget_for(item, value, commit) -> AnswerWidget:
     widget = cache.get(cls)
     if widget is None:
         widget = cache[cls] = cls()
-    if widget.parent is not None:
-        widget.parent.remove_widget(widget)
     return widget.show(item, value, commit)

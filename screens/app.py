@@ -1,10 +1,11 @@
-"""The Kivy kiosk app: one window, a screen manager, and the current visit.
+"""The Kivy kiosk app: one window, a screen manager, and the wiring.
 
-The app owns the services (from :class:`kiosk.runtime.Runtime`) and exactly
-one :class:`kiosk.visit.Visit`. Screens are views loaded on first use, as in
-Kivy's showcase example; they ask the app to move on (:meth:`KioskApp.go`,
-:meth:`KioskApp.answer`) and never touch storage themselves. Disk writes run
-on a worker thread; results come back through the Kivy clock.
+The visit flow lives in :class:`kiosk.session.IntakeSession` (Kivy-free);
+the app shows the screen the session names after each step of the patient,
+and owns the window, the clock, GPIO and systemd. Screens are views loaded
+on first use, as in Kivy's showcase example; each handles its own Back and
+none touches storage: disk writes run on the session's writer thread and
+their results come back through the Kivy clock.
 """
 
 from __future__ import annotations
@@ -14,25 +15,21 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 from kivy.app import App
 from kivy.clock import Clock
-from kivy.lang import Builder
-from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, NumericProperty, ObjectProperty, StringProperty
 from kivy.uix.screenmanager import NoTransition, ScreenManager
 
-from kiosk.alerts import Alert
-from kiosk.idle import IdleTimer
 from kiosk.runtime import Runtime
+from kiosk.session import IntakeSession
 from kiosk.staff import PinGuard
-from kiosk.visit import Visit
 
 from .i18n import Translator
+from .lifecycle import ServiceApp
+from .palette import LARGE_TEXT_SCALE
 
 log = logging.getLogger(__name__)
-HERE = Path(__file__).parent
 
 #: Screen name -> class name in screens/<name>.py
 SCREEN_CLASSES = {
@@ -47,25 +44,36 @@ SCREEN_CLASSES = {
     "video": "VideoScreen",
 }
 
-#: Screens where no visit is under way: the idle timer does not run there.
-RESTING = {"welcome", "techniques", "video"}
-
-
-def configure_kivy(fullscreen: bool) -> None:
-    """Kiosk hardening; must run before the window exists."""
+def configure_kivy(fullscreen: bool, display=None) -> None:
+    """Kiosk hardening and the ``[display]`` settings; must run before the
+    window exists. ``display`` is a :class:`kiosk.config.DisplaySection`."""
     from kivy.config import Config
 
+    from kiosk.config import DisplaySection
+
+    display = display or DisplaySection()
+    # SDL would turn SIGTERM into a window close, which a kiosk refuses;
+    # the app handles SIGTERM itself (screens/lifecycle.py).
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     Config.set("kivy", "exit_on_escape", "0")
     Config.set("kivy", "log_level", os.environ.get("KIOSK_KIVY_LOG", "warning"))
     # no red dots from right-click multitouch emulation
     Config.set("input", "mouse", "mouse,disable_multitouch")
-    Config.set("graphics", "width", "1280")
-    Config.set("graphics", "height", "800")
-    Config.set("graphics", "fullscreen", "auto" if fullscreen else "0")
+    Config.set("graphics", "width", str(display.width or 1280))
+    Config.set("graphics", "height", str(display.height or 800))
+    # "auto" takes the display's own resolution; "1" the one configured
+    Config.set("graphics", "fullscreen", ("1" if display.width else "auto") if fullscreen else "0")
     Config.set("graphics", "show_cursor", "0" if fullscreen else "1")
+    Config.set("graphics", "rotation", str(display.rotation))
+    if display.touch_adjusted:
+        # Kivy's own reader of the Linux touch device, which can turn and
+        # mirror what the panel reports (kivy.input.providers.hidinput).
+        params = [f"param=rotation={display.touch_rotation}"]
+        params += [f"param={axis}=1" for axis in ("invert_x", "invert_y") if getattr(display, f"touch_{axis}")]
+        Config.set("input", "kiosk_touch", ",".join(["probesysfs", "provider=hidinput", *params]))
 
 
-class KioskApp(App):
+class KioskApp(ServiceApp, App):
     """The kiosk. ``runtime`` carries config, pack, store and alerts."""
 
     language = StringProperty("en")
@@ -76,16 +84,12 @@ class KioskApp(App):
     font_scale = NumericProperty(1.0)
     catalogue = ObjectProperty(None, allownone=True)
     pending_writes = NumericProperty(0)
+    #: (code, name in that language) of every language offered.
+    languages = ListProperty([])
 
-    #: Where visits come from: "kiosk", or "replay" for the self-test, so
-    #: staff can tell a self-test from a patient.
-    source = "kiosk"
     #: Whether this app owns the GPIO pins. The self-test (replay) does not:
     #: the running kiosk service holds them.
     use_gpio = True
-    #: True from a submitted visit's thanks screen until the kiosk resets:
-    #: the videos then lead back to "thanks", and the idle timer runs.
-    _after_visit = False
 
     def __init__(self, runtime: Runtime, now=time.monotonic, **kwargs):
         super().__init__(**kwargs)
@@ -93,28 +97,52 @@ class KioskApp(App):
         self.config_ = runtime.config
         self.now = now
         self.translator = Translator()
-        self.visit: Visit | None = None
-        self.idle = IdleTimer(self.config_.kiosk.idle_timeout_s, self.config_.kiosk.idle_countdown_s, now=now())
+        self.session = IntakeSession(runtime, deliver=self._deliver, now=now)
         self.pin_guard = PinGuard.from_config(self.config_.kiosk.staff_pin_hash)
-        self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-writer")
         self.screens_shown = 0
-        self.last_submitted: dict | None = None
         self.clinic_name = self.config_.clinic.name
-        self.language = self.config_.clinic.default_language
+        self.language = self.session.language
         self.large_text = self.config_.kiosk.large_text
         self.catalogue = runtime.catalogue
+        self.languages = [(code, language_name(code)) for code in self.session.languages()]
         self._idle_dialog = None
         self.call_panel = None
+
+    def _deliver(self, fn) -> None:
+        """Runs what the session's writer thread hands back on the UI thread."""
+        def on_ui(_dt):
+            fn()
+            self.pending_writes = self.session.pending_writes
+
+        Clock.schedule_once(on_ui, 0)
+
+    @property
+    def visit(self):
+        """The visit under way (read only: the session changes it)."""
+        return self.session.visit
+
+    @property
+    def last_submitted(self):
+        return self.session.last_submitted
+
+    @property
+    def source(self) -> str:
+        """Where visits come from: "kiosk", or "replay" for the self-test,
+        so staff can tell a self-test from a patient."""
+        return self.session.source
+
+    @source.setter
+    def source(self, value: str) -> None:
+        self.session.source = value
 
     # -- set-up ------------------------------------------------------------
 
     def build(self):
         self.title = "Clinic kiosk"
-        if str(HERE / "app.kv") not in Builder.files:
-            Builder.load_file(str(HERE / "app.kv"))
-        self.sm = ScreenManager(transition=NoTransition())
+        from . import widgets  # noqa: F401  (its import loads the shared widget rules)
         from .chrome import KioskRoot
 
+        self.sm = ScreenManager(transition=NoTransition())
         root = KioskRoot()
         root.ids.holder.add_widget(self.sm)
         self.go("welcome")
@@ -127,30 +155,15 @@ class KioskApp(App):
         Window.bind(on_keyboard=self._on_keyboard)
         Window.bind(on_key_down=self._on_key_down, on_key_up=self._on_key_up)
         Window.bind(on_touch_down=self._on_any_touch)
-        Window.clearcolor = (0.97, 0.96, 0.94, 1)
+        from .widgets import PALETTE
+
+        Window.clearcolor = PALETTE["paper"]
         if not self.config_.kiosk.fullscreen:
             Window.show_cursor = True
         self._idle_event = Clock.schedule_interval(self._idle_tick, 0.5)
+        self.start_service_notify()
         # the welcome screen should not wait for GPIO
         self.after_first_frame(self.start_call_panel)
-
-    _first_frame_done = False
-
-    def after_first_frame(self, callback):
-        """Runs ``callback`` on the clock once the first frame is on screen
-        (at once, on the next tick, when it already is)."""
-        from kivy.core.window import Window
-
-        if self._first_frame_done:
-            Clock.schedule_once(lambda _dt: callback(), 0)
-            return
-
-        def flipped(*_):
-            Window.unbind(on_flip=flipped)
-            self._first_frame_done = True
-            Clock.schedule_once(lambda _dt: callback(), 0)
-
-        Window.bind(on_flip=flipped)
 
     def start_call_panel(self):
         """The GPIO call button and lights. Its callbacks come on gpiozero's
@@ -171,8 +184,24 @@ class KioskApp(App):
         if not health.get("ok"):
             log.warning("call button not available (%s): the on-screen button still works", health.get("message"))
         if self.use_gpio:
-            self.writer.submit(self.runtime.store.set_state, "gpio", json.dumps(health))
+            self.session.run_in_background(lambda: self.runtime.store.set_state("gpio", json.dumps(health)),
+                                           then=lambda _result: None)
         self._panel_event = Clock.schedule_interval(lambda _dt: self.call_panel.tick(), 0.1)
+
+    def staff_acknowledged(self, alert_ids) -> None:
+        """Staff acknowledged alerts of this kiosk on the hub's page: the call
+        light goes out. Meant for the sync worker's ``on_acknowledged(ids)``
+        hook, which runs on the sync thread; so this only schedules work.
+
+        ``run_kiosk`` connects it when the worker offers the hook.
+        """
+        def on_ui(_dt):
+            if self.call_panel is not None:
+                self.call_panel.acknowledge()
+                if self.sm.current != "emergency":
+                    self.call_panel.set_emergency(False)
+
+        Clock.schedule_once(on_ui, 0)
 
     def _staff_call_changed(self, called: bool):
         self.staff_called = called or self.sm.current == "emergency"
@@ -182,14 +211,15 @@ class KioskApp(App):
         for event in (getattr(self, "_idle_event", None), getattr(self, "_panel_event", None)):
             if event is not None:
                 event.cancel()
+        self.stop_service_notify()
         if self.sm.current_screen is not None:
-            self.sm.current_screen.on_deactivate()
+            self.sm.current_screen.deactivate()
         if self.call_panel is not None:
             self.call_panel.close()
-        self.writer.shutdown(wait=True)
+        self.session.close()
 
     def on_large_text(self, *_):
-        self.font_scale = 1.35 if self.large_text else 1.0
+        self.font_scale = LARGE_TEXT_SCALE if self.large_text else 1.0
 
     def _on_keyboard(self, window, key, *args):
         # Escape (27) must not quit a kiosk; swallow it.
@@ -213,7 +243,7 @@ class KioskApp(App):
         return Keyboard.keycodes.get(self.config_.gpio.demo_key.lower()) == key
 
     def _on_any_touch(self, *_):
-        self.idle.touch(self.now())
+        self.session.touch()
         return False
 
     # -- strings -----------------------------------------------------------
@@ -237,10 +267,7 @@ class KioskApp(App):
     def load_screen(self, name: str):
         if self.sm.has_screen(name):
             return self.sm.get_screen(name)
-        module = importlib.import_module(f"screens.{name}")
-        kv = HERE / f"{name}.kv"
-        if kv.exists() and str(kv) not in Builder.files:
-            Builder.load_file(str(kv))
+        module = importlib.import_module(f"screens.{name}")  # loads its .kv too
         screen = getattr(module, SCREEN_CLASSES[name])(name=name)
         self.sm.add_widget(screen)
         return screen
@@ -250,11 +277,17 @@ class KioskApp(App):
         for key, value in props.items():
             setattr(screen, key, value)
         self.screens_shown += 1
+        previous = self.sm.current_screen
+        if previous is not None and previous is not screen:
+            # Not left to the transition's on_leave, which never comes when
+            # the next tap cuts the transition short: a welcome video would
+            # then go on decoding behind the questions.
+            previous.deactivate()
         if self.sm.current == name:
-            screen.on_activate()
+            screen.activate()
         else:
             self.sm.current = name
-        self.idle.touch(self.now())
+        self.session.touch()
         return screen
 
     @property
@@ -262,140 +295,66 @@ class KioskApp(App):
         return self.sm.current_screen
 
     def back(self):
-        """The back button of the current screen."""
-        if self.sm.current == "question" and self.visit:
-            item = self.visit.back()
-            if item is None:
-                self.go("privacy")
-            else:
-                self.go("question")
-        elif self.sm.current == "video":
-            self.go("techniques")
-        elif self.sm.current == "techniques":
-            self.go("thanks" if self._after_visit else "welcome")
-        elif self.sm.current == "privacy":
-            self.discard_visit()
-        elif self.sm.current == "review" and self.visit:
-            self.visit.position = self.visit.questions()[-1].link_id
-            self.go("question")
-        else:
-            self.go("welcome")
+        """The back button: the screen showing decides where it leads."""
+        self.sm.current_screen.back()
 
     # -- the visit ---------------------------------------------------------
 
     def set_language(self, code: str):
-        if code in self.runtime.pack.languages:
+        if self.session.set_language(code):
             self.language = code
-            if self.visit:
-                self.visit.language = code
 
     def toggle_large_text(self):
         self.large_text = not self.large_text
 
     def begin_visit(self):
-        self.visit = Visit(self.runtime.pack, self.language, kiosk_id=self.config_.kiosk.kiosk_id)
-        self._after_visit = False
-        self.go("privacy")
+        self.go(self.session.begin())
 
     def start_questions(self):
-        if self.visit is None:
-            self.begin_visit()
-        item = self.visit.start()
-        self.go("question" if item else "review")
+        self.go(self.session.start_questions())
 
     def answer(self, link_id: str, value):
         """Records an answer and moves on; stops at once on an emergency."""
-        self.visit.answer(link_id, value)
-        if self.visit.is_emergency():
-            self.raise_emergency()
-            return
-        self.next_question()
+        step = self.session.answer(link_id, value)
+        if step == "emergency":
+            self._show_emergency()
+        else:
+            self.go(step)
 
     def skip(self, link_id: str):
-        self.visit.skip(link_id)
-        self.next_question()
-
-    def next_question(self):
-        item = self.visit.advance()
-        self.go("question" if item else "review")
+        self.go(self.session.skip(link_id))
 
     def edit_answer(self, link_id: str):
-        self.visit.go_to(link_id, reviewing=True)
-        self.go("question")
+        self.go(self.session.edit(link_id))
 
     def submit(self):
         """Saves the visit durably, then shows the thanks screen."""
-        if self.pending_writes or self.visit is None:
-            return  # a second tap on "send" while saving
-        payload = self.visit.payload("complete")
-        payload["source"] = self.source
-        self._save(payload, then=lambda: self._finish("thanks"))
+        self.session.submit(on_saved=self._after_submit, on_failed=self._save_failed)
+        self.pending_writes = self.session.pending_writes
 
-    def raise_emergency(self):
-        """Emergency answer: save what we have, alert staff, show the calm screen."""
-        payload = self.visit.payload("emergency")
-        payload["source"] = self.source
-        alert = Alert(kind="emergency", kiosk_id=self.config_.kiosk.kiosk_id, intake_id=payload["intake_id"])
+    def _show_emergency(self):
+        self.pending_writes = self.session.pending_writes
         self.staff_called = True  # the alert went out: the top bar says staff are coming
         self.go("emergency")
-        self.visit = None  # nothing of it stays in memory
         if self.call_panel is not None:
             self.call_panel.set_emergency(True)
 
-        def write():
-            self.runtime.store.add("visit", payload, record_id=payload["intake_id"])
-            self.runtime.alerts.send(alert)
-
-        self._run_write(write, then=lambda: self._remember(payload))
-
-    def _save(self, payload: dict, then):
-        def write():
-            self.runtime.store.add("visit", payload, record_id=payload["intake_id"])
-
-        self._run_write(write, then=lambda: (self._remember(payload), then()))
-
-    def _remember(self, payload: dict):
-        # Only what replay and the self-test report: never the answers.
-        self.last_submitted = {
-            "intake_id": payload["intake_id"],
-            "result": payload["result"],
-        }
-
-    def _run_write(self, fn, then):
-        self.pending_writes += 1
-        future = self.writer.submit(fn)
-
-        def done(fut):
-            def on_main(_dt):
-                self.pending_writes -= 1
-                exc = fut.exception()
-                if exc is not None:
-                    log.error("could not save a record: %s", type(exc).__name__)
-                    self.go("emergency" if self.sm.current == "emergency" else "review")
-                    if self.sm.current == "review":
-                        self.current_screen.show_error(self.t("Sorry, your answers could not be saved. Please tell a member of staff."))
-                    return
-                then()
-
-            Clock.schedule_once(on_main, 0)
-            if fut.exception() is None:
-                self.runtime.records_saved()
-
-        future.add_done_callback(done)
-
-    def _finish(self, screen: str):
-        self.visit = None
-        self._after_visit = True
+    def _after_submit(self):
         self.wipe_screens()
-        self.go(screen)
+        self.go("thanks")
+
+    def _save_failed(self):
+        if self.sm.current == "emergency":
+            return  # the calm screen stays; the alert went out regardless
+        self.go("review")
+        self.current_screen.show_error(self.t("Sorry, your answers could not be saved. Please tell a member of staff."))
 
     def discard_visit(self):
         """Forgets the visit whole and returns to the welcome screen."""
-        self.visit = None
-        self._after_visit = False
+        self.session.discard()
         self.staff_called = bool(self.call_panel and self.call_panel.state.call_active)
         self.wipe_screens()
-        self.language = self.config_.clinic.default_language
+        self.language = self.session.language
         self.large_text = self.config_.kiosk.large_text
         self.dismiss_idle_dialog()
         self.go("welcome")
@@ -408,15 +367,10 @@ class KioskApp(App):
 
     def hold_idle(self, on: bool):
         """A playing video keeps the visit alive; the timeout restarts after."""
-        self.idle.hold(on, self.now())
+        self.session.hold_idle(on)
 
     def _idle_tick(self, _dt=None):
-        if self.sm.current == "emergency" or self.sm.current == "staff":
-            return  # stays until staff act
-        if self.sm.current in RESTING and not self._after_visit:
-            self.idle.touch(self.now())
-            return
-        state, left = self.idle.state(self.now())
+        state, left = self.session.idle_state(self.sm.current)
         if state == "active":
             self.dismiss_idle_dialog()
         elif state == "warning":
@@ -438,7 +392,7 @@ class KioskApp(App):
             self._idle_dialog = None
 
     def still_here(self):
-        self.idle.touch(self.now())
+        self.session.touch()
         self.dismiss_idle_dialog()
 
     # -- staff -------------------------------------------------------------
@@ -463,15 +417,31 @@ class KioskApp(App):
             self.go(getattr(self, "_staff_return", "welcome"))
 
 
+def language_name(code: str) -> str:
+    """A language's name in that language, for the welcome screen's buttons
+    (``"es"`` -> ``"Español"``), from Babel's locale data."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(code).get_display_name(code) or code
+    except (UnknownLocaleError, ValueError):
+        return code
+    return name[:1].upper() + name[1:]
+
+
 def run_kiosk(runtime: Runtime, windowed: bool = False) -> None:
     """``clinic-kiosk run``: the app, with the sync worker in the background."""
     from kiosk.sync import SyncWorker
 
     config = runtime.config
-    configure_kivy(config.kiosk.fullscreen and not windowed)
+    configure_kivy(config.kiosk.fullscreen and not windowed, config.display)
     runtime.sync = SyncWorker(config)
+    app = KioskApp(runtime)
+    # Staff acknowledging an alert on the hub turns the call light off here.
+    if hasattr(runtime.sync, "on_acknowledged"):
+        runtime.sync.on_acknowledged = app.staff_acknowledged
     runtime.sync.start()
     try:
-        KioskApp(runtime).run()
+        app.run()
     finally:
         runtime.close()

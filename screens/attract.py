@@ -26,17 +26,16 @@ from __future__ import annotations
 import threading
 import time
 from functools import partial
-from pathlib import Path
 
 from kivy.app import App
 from kivy.clock import Clock
-from kivy.lang import Builder
 from kivy.logger import Logger
 from kivy.properties import (BooleanProperty, NumericProperty, ObjectProperty,
                              OptionProperty, StringProperty)
 from kivy.uix.floatlayout import FloatLayout
 
 from kiosk.media import MediaError, caption_at, probe
+from screens.base import load_kv
 from screens.video import KioskVideo  # noqa: F401  (used in attract.kv)
 
 
@@ -216,6 +215,4 @@ class AttractLoop(FloatLayout):
         """A patient touched the loop: the welcome screen starts the visit."""
 
 
-_KV = str(Path(__file__).with_suffix(".kv"))
-if _KV not in Builder.files:  # the app's screen loader may have loaded it
-    Builder.load_file(_KV)
+load_kv(__file__)

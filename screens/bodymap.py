@@ -7,18 +7,16 @@ Seen from behind, the patient's left side is on the left of the picture.
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from kivy.app import App
 from kivy.graphics import Color, Ellipse, Line, RoundedRectangle
-from kivy.lang import Builder
 from kivy.properties import ListProperty
 from kivy.uix.widget import Widget
 
 from .answers import AnswerWidget
+from .base import load_kv
 from .widgets import PALETTE, KButton
 
-Builder.load_file(str(Path(__file__).with_suffix(".kv")))
 
 #: region code -> (x, y, w, h) as fractions of the figure's box.
 REGIONS = {
@@ -120,3 +118,6 @@ class BodyMap(AnswerWidget):
 
     def is_ready(self):
         return True
+
+
+load_kv(__file__)

@@ -4,13 +4,12 @@ staff", the hidden staff corner, and the "still there?" dialog."""
 from __future__ import annotations
 
 from kivy.clock import Clock
-from kivy.lang import Builder
 from kivy.uix.floatlayout import FloatLayout
 from kivy.uix.modalview import ModalView
 from kivy.uix.widget import Widget
-from pathlib import Path
 
-Builder.load_file(str(Path(__file__).with_suffix(".kv")))
+from .base import load_kv
+
 
 #: Seconds a finger must rest on the staff corner to open the PIN pad.
 STAFF_HOLD_S = 2.0
@@ -47,3 +46,6 @@ class StaffCorner(Widget):
 
 class IdleDialog(ModalView):
     pass
+
+
+load_kv(__file__)

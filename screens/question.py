@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
-from .answers import widget_for
-from .base import KioskScreen
+from . import answers
+from .base import KioskScreen, load_kv
 
 
 class QuestionScreen(KioskScreen):
@@ -33,14 +33,21 @@ class QuestionScreen(KioskScreen):
         self.notice_text = app.item_text(item.notice) if item.notice else ""
         self.step, self.steps = visit.progress()
         self.can_skip = not item.required and item.type != "display"
-        holder = self.ids.answer_area
-        holder.clear_widgets()
-        widget = widget_for(item, visit.answers.get(item.link_id), self.commit)
-        widget.bind(ready=self._widget_ready)  # a bound method: bound once to the reused widget
+        widget = answers.widget_for(item, visit.answers.get(item.link_id), self.commit)
+        if widget is not self.answer_widget:
+            # A new widget: swap it in. The same one (re-bound to this item)
+            # stays where it is, so nothing is laid out or drawn anew.
+            if self.answer_widget is not None:
+                self.answer_widget.unbind(ready=self._widget_ready)
+            holder = self.ids.answer_area
+            holder.clear_widgets()
+            if widget.parent is not None:
+                widget.parent.remove_widget(widget)
+            widget.bind(ready=self._widget_ready)
+            holder.add_widget(widget)
+            self.answer_widget = widget
         self.ready = widget.ready
         self.needs_next = not widget.immediate
-        self.answer_widget = widget
-        holder.add_widget(widget)
 
     def _widget_ready(self, _widget, ready):
         self.ready = ready
@@ -57,11 +64,21 @@ class QuestionScreen(KioskScreen):
         else:
             self.commit(widget.value)
 
+    def back(self):
+        """The previous question, or the privacy notice before the first."""
+        self.app.go(self.app.session.back())
+
     def skip(self):
         self.app.skip(self.item.link_id)
 
     def wipe(self):
         self.ids.answer_area.clear_widgets()
+        if self.answer_widget is not None:
+            self.answer_widget.unbind(ready=self._widget_ready)
         self.answer_widget = None
+        answers.forget_widgets()
         self.item = None
         self.question_text = self.section_text = self.notice_text = ""
+
+
+load_kv(__file__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from kivy.properties import StringProperty
 
 from .answers import answer_text
-from .base import KioskScreen
+from .base import KioskScreen, load_kv
 from .widgets import KButton
 
 
@@ -36,9 +36,16 @@ class ReviewScreen(KioskScreen):
             box.add_widget(b)
         self.ids.scroller.scroll_y = 1
 
+    def back(self):
+        """Back to the last question."""
+        self.app.go(self.app.session.back_from_review())
+
     def show_error(self, text: str):
         self.error_text = text
 
     def wipe(self):
         self.ids.rows.clear_widgets()
         self.error_text = ""
+
+
+load_kv(__file__)

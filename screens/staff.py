@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, StringProperty
 
-from .base import KioskScreen
+from .base import KioskScreen, load_kv
 
 
 class StaffScreen(KioskScreen):
@@ -38,24 +38,26 @@ class StaffScreen(KioskScreen):
         elif guard.check(self.entered, app.now()):
             self.unlocked = True
             self.message = ""
-            self.status_text = self.describe_status()
+            # the queue depth is read on the writer thread, never on this one
+            app.session.run_in_background(app.runtime.store.depth, then=self.show_status)
         else:
             self.message = app.t("That PIN is not right.")
         self.entered = ""
 
-    def describe_status(self) -> str:
+    def show_status(self, depth: int) -> None:
         app = self.app
-        store = app.runtime.store
         panel = app.call_panel
         gpio = panel.health() if panel is not None else {"mode": "none", "ok": False, "message": "no GPIO panel"}
-        lines = [
+        self.status_text = "\n".join([
             f"Kiosk: {app.config_.kiosk.kiosk_id}",
             f"Content: {app.runtime.pack.content_version}",
-            f"Records waiting to sync: {store.depth()}",
+            f"Records waiting to sync: {depth}",
             f"Call button: {gpio.get('mode')} ({'working' if gpio.get('ok') else gpio.get('message', '')})",
-        ]
-        return "\n".join(lines)
+        ])
 
     def wipe(self):
         self.entered = ""
         self.unlocked = False
+
+
+load_kv(__file__)

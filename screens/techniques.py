@@ -9,15 +9,13 @@ matches the current content and language. Posters load through
 
 from __future__ import annotations
 
-from pathlib import Path
 
 from kivy.factory import Factory
-from kivy.lang import Builder
 from kivy.properties import StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.boxlayout import BoxLayout
 
-from screens.base import KioskScreen
+from screens.base import KioskScreen, load_kv
 
 
 class TechniqueCard(ButtonBehavior, BoxLayout):
@@ -62,11 +60,13 @@ class TechniquesScreen(KioskScreen):
             grid.add_widget(card)
         self.ids.scroller.scroll_y = 1
 
+    def back(self):
+        """Back to the thanks screen when a submitted visit led here."""
+        self.app.go("thanks" if self.app.session.after_visit else "welcome")
+
     def open(self, card):
         """Show the video of the tapped card's technique."""
         self.app.go("video", technique_id=card.technique_id)
 
 
-_KV = str(Path(__file__).with_suffix(".kv"))
-if _KV not in Builder.files:  # the app's screen loader may have loaded it
-    Builder.load_file(_KV)
+load_kv(__file__)

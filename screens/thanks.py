@@ -3,7 +3,7 @@ patient never sees a score, a tier or a diagnosis here."""
 
 from kivy.clock import Clock
 
-from .base import KioskScreen
+from .base import KioskScreen, load_kv
 
 #: Seconds before the thanks screen returns to the welcome screen by itself.
 RETURN_AFTER_S = 30
@@ -18,3 +18,6 @@ class ThanksScreen(KioskScreen):
     def on_deactivate(self):
         if getattr(self, "_event", None):
             self._event.cancel()
+
+
+load_kv(__file__)

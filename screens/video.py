@@ -30,14 +30,13 @@ from functools import partial
 from pathlib import Path
 
 from kivy.clock import Clock
-from kivy.lang import Builder
 from kivy.logger import Logger
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.video import Video
 from kivy.uix.widget import Widget
 
 from kiosk.media import MediaError, caption_at, probe
-from screens.base import KioskScreen
+from screens.base import KioskScreen, load_kv
 
 
 class KioskVideo(Video):
@@ -124,6 +123,9 @@ class VideoScreen(KioskScreen):
             args=(self._token, self._technique.video, self._technique.poster),
             name="video-probe", daemon=True)
         worker.start()
+
+    def back(self):
+        self.app.go("techniques")
 
     def on_deactivate(self):
         self._token += 1
@@ -288,6 +290,4 @@ class VideoScreen(KioskScreen):
             self.app.hold_idle(hold)
 
 
-_KV = str(Path(__file__).with_suffix(".kv"))
-if _KV not in Builder.files:  # the app's screen loader may have loaded it
-    Builder.load_file(_KV)
+load_kv(__file__)

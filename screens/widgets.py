@@ -1,6 +1,5 @@
 """Widgets shared by the screens: large buttons and labels in the house
-colours. Every text colour on its background is at least 4.5:1 (WCAG 2.2 AA);
-:data:`PALETTE` is checked by the tests."""
+colours (:mod:`screens.palette`), sized by the app's one large-text scale."""
 
 from __future__ import annotations
 
@@ -8,32 +7,31 @@ from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, Str
 from kivy.uix.button import Button
 from kivy.uix.label import Label
 
-#: name -> RGBA; pairs used together are listed in CONTRAST_PAIRS.
-PALETTE = {
-    "ink": (0.12, 0.16, 0.20, 1),          # main text
-    "muted": (0.30, 0.34, 0.38, 1),        # secondary text
-    "paper": (0.97, 0.96, 0.94, 1),        # screen background
-    "primary": (0.11, 0.31, 0.54, 1),      # main action
-    "primary_down": (0.07, 0.21, 0.38, 1),
-    "secondary": (0.89, 0.91, 0.94, 1),    # other buttons
-    "secondary_down": (0.78, 0.82, 0.87, 1),
-    "selected": (0.04, 0.43, 0.31, 1),     # a chosen answer
-    "calm": (0.90, 0.94, 0.97, 1),         # emergency screen background
-    "white": (1, 1, 1, 1),
-    "warn": (0.55, 0.25, 0.0, 1),          # small warnings on paper
-}
-
-CONTRAST_PAIRS = [
-    ("ink", "paper"), ("muted", "paper"), ("white", "primary"), ("white", "primary_down"),
-    ("ink", "secondary"), ("ink", "secondary_down"), ("white", "selected"), ("ink", "calm"),
-    ("warn", "paper"), ("selected", "paper"), ("selected", "calm"),
-]
+from .base import load_kv
+from .palette import CONTRAST_PAIRS, PALETTE  # noqa: F401  (the widgets' colours)
 
 
 class KLabel(Label):
     """Body text that wraps to its width and grows to its height."""
 
     role = OptionProperty("body", options=["body", "title", "question", "small", "huge"])
+    #: Render changed text into a new texture rather than the old one. For
+    #: labels whose text changes on every screen but keeps its size ("Question
+    #: 3 of 42" -> "Question 4 of 42"): Kivy would rewrite the old texture,
+    #: and with software GL (a Pi under Mesa, the tests) the frame still
+    #: drawing it makes the UI thread wait, most of a question switch in the
+    #: profile. Only for small labels: Kivy's old textures sit in reference
+    #: cycles until Python's cycle collector runs, so fresh textures for the
+    #: big question label cost ~230 MB over one visit (measured).
+    fresh_texture = BooleanProperty(False)
+    _rendered_text = None
+
+    def texture_update(self, *largs):
+        # Only for a new text: a re-layout of the same text keeps its texture.
+        if self.fresh_texture and self.text != self._rendered_text and self._label.texture is not None:
+            self._label.texture = None
+        self._rendered_text = self.text
+        super().texture_update(*largs)
 
 
 class KButton(Button):
@@ -44,3 +42,6 @@ class KButton(Button):
     selected = BooleanProperty(False)
     answer_code = ObjectProperty(None, allownone=True)
     key = StringProperty("")
+
+
+load_kv(__file__)

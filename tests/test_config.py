@@ -67,3 +67,12 @@ def test_validate_refuses_a_configuration_without_a_staff_pin(tmp_path):
     good = tmp_path / "good.toml"
     good.write_text(f'[kiosk]\nstaff_pin_hash = "{hash_pin("8642")}"\n')
     assert validate_paths([str(good)], None)[0] == []
+
+
+def test_display_rotation_and_resolution_are_checked():
+    with pytest.raises(config.ConfigError) as err:
+        config.parse({"display": {"rotation": 45, "touch_rotation": 90, "width": 800}}, "k.toml")
+    assert err.value.problems == [
+        "k.toml:display.rotation: 45 is not a rotation (0, 90, 180 or 270)",
+        "k.toml:display.width: 800x0: give both width and height in pixels, or 0 for both",
+    ]

@@ -3,7 +3,7 @@ every text/background pair the screens use (WCAG 2.2 AA: at least 4.5:1)."""
 
 import pytest
 
-from screens.widgets import CONTRAST_PAIRS, PALETTE
+from screens.palette import CONTRAST_PAIRS, PALETTE
 
 
 def luminance(rgba):

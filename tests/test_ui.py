@@ -91,33 +91,35 @@ def test_whole_intake_by_touch_is_saved_in_sqlite(tmp_path, cfg, runtime):
 
 
 def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tmp_path, cfg, runtime):
-    from screens.replay import Harness, replay_visit
+    from screens.replay import Harness
 
-    visit = negative_visit(**{"given-name": "Yusuf", "rf-bladder": True})
-    out = replay_visit(cfg, visit_file(tmp_path, visit, runtime.pack), screenshots=str(tmp_path / "s"), runtime=runtime)
-    assert out["tier"] == "emergency" and out["codes"] == ["rf-bladder"]
-    rows = records(cfg)
-    kinds = {r["kind"]: json.loads(r["body"]) for r in rows}
-    assert kinds["visit"]["status"] == "emergency"
-    assert kinds["visit"]["answers"]["rf-bladder"] is True
-    assert "rf-cancer" not in kinds["visit"]["answers"]  # nothing asked after the emergency
-    assert kinds["alert"]["kind"] == "emergency"
-    assert kinds["alert"]["intake_id"] == out["intake_id"]
-    assert "Yusuf" not in json.dumps(kinds["alert"])
-
-    # The screen itself: calm, no diagnosis, and it stays until staff use their PIN.
+    # The emergency flow end to end is replayed by test_cli; here the screen
+    # and the records of a patient who answers yes to a red flag.
     clock = FakeClock()
     h = Harness(runtime, now=clock).start()
     try:
         app = h.app
         app.begin_visit()
         app.start_questions()
-        while app.visit.current().link_id != "rf-saddle":
+        app.answer("given-name", "Yusuf")
+        while app.visit.current().link_id != "rf-bladder":
             app.visit.advance()
         h.app.go("question")
         h.frames(2)
         h.tap(h.button(code=True, root=h.screen.answer_widget))
         h.wait_writes()
+        out = dict(app.last_submitted["result"], intake_id=app.last_submitted["intake_id"])
+        assert out["tier"] == "emergency" and out["codes"] == ["rf-bladder"]
+        rows = records(cfg)
+        kinds = {r["kind"]: json.loads(r["body"]) for r in rows}
+        assert kinds["visit"]["status"] == "emergency"
+        assert kinds["visit"]["answers"]["rf-bladder"] is True
+        assert "rf-cancer" not in kinds["visit"]["answers"]  # nothing asked after the emergency
+        assert kinds["alert"]["kind"] == "emergency"
+        assert kinds["alert"]["intake_id"] == out["intake_id"]
+        assert "Yusuf" not in json.dumps(kinds["alert"])
+
+        # The screen itself: calm, no diagnosis, and it stays until staff use their PIN.
         assert app.sm.current == "emergency"
         text = all_text(h.screen)
         assert "do not drive" in text and "emergency department" in text
@@ -149,6 +151,10 @@ def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tm
             h.tap(h.button(key=key))
         h.tap(h.button(key="ok"))
         assert h.screen.unlocked
+        deadline = time.monotonic() + 10  # the queue depth comes from the writer thread
+        while "Records waiting" not in h.screen.status_text and time.monotonic() < deadline:
+            h.frames(1)
+        assert f"Records waiting to sync: {len(records(cfg))}" in h.screen.status_text
         h.tap(h.screen.ids.dismiss)
         assert app.sm.current == "welcome" and app.visit is None
     finally:
@@ -265,8 +271,7 @@ def test_large_text_toggle_and_touch_targets(cfg, runtime):
             if h.screen.item.widget == "yesno":
                 break
             if h.screen.item.required:
-                h.app.visit.answer(h.screen.item.link_id, "Ana" if h.screen.item.type == "string" else "1960-01-01")
-                h.app.next_question()
+                h.app.answer(h.screen.item.link_id, "Ana" if h.screen.item.type == "string" else "1960-01-01")
                 h.frames(2)
         q = h.screen.ids.question
         before = q.font_size
@@ -338,3 +343,92 @@ def test_kiosk_runs_when_the_pin_factory_fails(cfg, runtime, monkeypatch):
             h.stop()
     finally:
         Device.pin_factory = saved
+
+
+def test_welcome_offers_the_clinics_languages_that_the_pack_covers_and_a_third_is_data_only(tmp_path, pack_copy):
+    from screens.replay import Harness
+
+    from .test_session import add_language
+
+    add_language(pack_copy, "fr", "[fr] ")
+    c = Config().with_data_dir(tmp_path / "data3")
+    c = c.replace("kiosk", content_pack=str(pack_copy)).replace("clinic", languages=["en", "fr", "es", "de"])
+    enroll_offline(c)
+    rt = Runtime.create(c)
+    h = Harness(rt).start()
+    try:
+        buttons = list(reversed(h.screen.ids.languages.children))
+        assert [(b.answer_code, b.text) for b in buttons] == [("en", "English"), ("fr", "Français"), ("es", "Español")]
+        assert buttons[0].selected and not buttons[1].selected
+        h.tap(buttons[1])
+        assert h.app.language == "fr" and buttons[1].selected and not buttons[0].selected
+        h.screenshot(tmp_path, "welcome-fr")
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        assert h.screen.ids.question.text == "[fr] What is your first name?"
+    finally:
+        h.stop()
+        rt.close()
+
+
+def test_display_settings_reach_kivy_before_the_window(tmp_path):
+    from kivy.config import Config as KivyConfig
+
+    from kiosk.config import DisplaySection, parse
+    from screens.app import configure_kivy
+
+    saved = {(s, k): KivyConfig.get(s, k) for s, k in (("graphics", "rotation"), ("graphics", "width"), ("graphics", "height"))}
+    try:
+        display = parse({"display": {"rotation": 180, "width": 800, "height": 480, "touch_invert_x": True}}).display
+        configure_kivy(True, display)
+        assert KivyConfig.get("graphics", "rotation") == "180"
+        assert (KivyConfig.get("graphics", "width"), KivyConfig.get("graphics", "height")) == ("800", "480")
+        assert KivyConfig.get("graphics", "fullscreen") == "1"
+        assert KivyConfig.get("input", "kiosk_touch") == "probesysfs,provider=hidinput,param=rotation=0,param=invert_x=1"
+    finally:
+        KivyConfig.remove_option("input", "kiosk_touch")
+        configure_kivy(False, DisplaySection())
+        for (s, k), v in saved.items():
+            KivyConfig.set(s, k, v)
+
+
+def test_the_attract_loop_decodes_only_while_the_welcome_screen_shows(tmp_path):
+    import threading
+
+    from screens.replay import Harness
+
+    from .bench.bench_video import _make_media
+
+    c = Config().with_data_dir(tmp_path / "data-attract")
+    c = c.replace("kiosk", media_manifest=str(_make_media(tmp_path)))
+    enroll_offline(c)
+    rt = Runtime.create(c)
+    h = Harness(rt).start()
+
+    def decoding():
+        return any(t.name == "Next frame" and t.is_alive() for t in threading.enumerate())
+
+    def frames_until(predicate, seconds=30.0):
+        deadline = time.monotonic() + seconds
+        while not predicate() and time.monotonic() < deadline:
+            h.frames(1)
+        return predicate()
+
+    try:
+        app = h.app
+        loop = app.sm.get_screen("welcome").ids.attract_holder.children[0]
+        assert frames_until(lambda: loop.has_frame and decoding())
+        # Two steps within one frame (a quick patient, or replay): the
+        # transition to privacy is cut short, yet the loop must stop.
+        app.begin_visit()
+        app.start_questions()
+        h.frames(3)
+        assert app.sm.current == "question"
+        assert not loop.running and loop.ids.video.state == "stop"
+        assert frames_until(lambda: not decoding(), seconds=5)
+        # Back on the welcome screen, it plays again.
+        app.discard_visit()
+        assert frames_until(lambda: loop.has_frame and decoding())
+    finally:
+        h.stop()
+        rt.close()

@@ -7,7 +7,8 @@ start-up and recorded in ``hub_migrations``.
 
 >>> backend = open_backend("sqlite:///:memory:")
 >>> repo = HubRepository(backend)
->>> applied = repo.migrate()
+>>> repo.migrate()[0]
+'001_initial'
 >>> repo.count_records()
 0
 """

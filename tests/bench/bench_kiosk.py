@@ -130,6 +130,58 @@ print(json.dumps(times))
 """
 
 
+#: The baseline of screen_switch_ratio: a bare Kivy app switching between two
+#: screens that each hold a question label and two buttons, tapped and
+#: timed exactly as SWITCH times the kiosk (touch up to the next frame drawn).
+BARE_SWITCH = r"""
+import json, os, sys, time
+os.environ["KIVY_NO_ARGS"] = "1"; os.environ["KIVY_LOG_MODE"] = "PYTHON"
+from kivy.config import Config
+Config.set("graphics", "width", "1280"); Config.set("graphics", "height", "800")
+from kivy.base import EventLoop, runTouchApp
+from kivy.uix.boxlayout import BoxLayout
+from kivy.uix.button import Button
+from kivy.uix.label import Label
+from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
+from kivy.tests.common import UnitTestTouch
+sm = ScreenManager(transition=NoTransition())
+for n in range(2):
+    screen = Screen(name=str(n))
+    box = BoxLayout(orientation="vertical", padding=40, spacing=20)
+    box.add_widget(Label(text=f"Question {n}: have you had a fever with your back pain?", font_size=32))
+    row = BoxLayout(spacing=20)
+    for text in ("Yes", "No"):
+        b = Button(text=text, font_size=34)
+        b.bind(on_release=lambda _b, n=n: setattr(sm, "current", str(1 - n)))
+        row.add_widget(b)
+    box.add_widget(row)
+    screen.add_widget(box)
+    sm.add_widget(screen)
+runTouchApp(sm, embedded=True)
+for _ in range(5):
+    EventLoop.idle()
+times = []
+for _ in range(23):
+    btn = sm.current_screen.children[0].children[0].children[0]
+    x, y = btn.to_window(*btn.center)
+    t = UnitTestTouch(x, y)
+    t.touch_down(); EventLoop.idle()
+    t0 = time.perf_counter()
+    t.touch_up()
+    EventLoop.idle()  # the frame that draws the other screen
+    times.append((time.perf_counter() - t0) * 1000)
+print(json.dumps(times))
+"""
+
+
+def _bare_switch_ms() -> list[float]:
+    out = subprocess.run([sys.executable, "-c", BARE_SWITCH], capture_output=True, text=True,
+                         cwd=REPO, timeout=300, env=dict(os.environ, KIVY_NO_ARGS="1"))
+    if out.returncode != 0:
+        raise RuntimeError(out.stderr[-2000:])
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
 def _switch_ms(tmp: str) -> list[float]:
     out = subprocess.run([sys.executable, "-c", SWITCH, tmp + "/switch"], capture_output=True, text=True,
                          cwd=REPO, timeout=300, env=dict(os.environ, KIVY_NO_ARGS="1"))
@@ -161,6 +213,24 @@ def _bench_sealer(cfg):
     return SealedBoxSealer(generate_keypair()[1])
 
 
+def _wall_s(argv: list[str], runs: int = 7) -> float:
+    """The fastest of ``runs`` wall-clock times of a command (the least
+    disturbed by other work on the machine)."""
+    best = float("inf")
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        subprocess.run(argv, capture_output=True, check=True, timeout=60)
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def _cli_help_ratio() -> tuple[float, float]:
+    """``clinic-kiosk --help`` (the installed console script) and
+    ``python -c "import click"``, in seconds."""
+    script = Path(sys.executable).with_name("clinic-kiosk")
+    return _wall_s([str(script), "--help"]), _wall_s([sys.executable, "-c", "import click"])
+
+
 def _pct(values, p):
     values = sorted(values)
     return values[min(len(values) - 1, int(round(p / 100 * (len(values) - 1))))]
@@ -173,7 +243,9 @@ def run():
         bare_rss = _bare_rss()
         replay_rss = _replay_rss(tmp)
         switch = _switch_ms(tmp)
+        bare_switch = _bare_switch_ms()
         submit = _submit_ms(tmp)
+    cli_help, bare_click = _cli_help_ratio()
     return [
         ("startup_bare_s", bare, "s"),
         ("startup_kiosk_s", kiosk, "s"),
@@ -182,7 +254,11 @@ def run():
         ("rss_replay_mb", replay_rss, "MB"),
         ("rss_ratio", replay_rss / bare_rss, "x"),
         ("screen_switch_ms_p95", _pct(switch, 95), "ms"),
+        ("screen_switch_bare_ms_p95", _pct(bare_switch, 95), "ms"),
+        ("screen_switch_ratio", _pct(switch, 95) / _pct(bare_switch, 95), "x"),
         ("submit_ms_p99", _pct(submit, 99), "ms"),
+        ("cli_help_s", cli_help, "s"),
+        ("cli_help_ratio", cli_help / bare_click, "x"),
     ]
 
 
