@@ -56,7 +56,7 @@ class IntakeSession:
         self.source = source
         self.now = now
         self.visit: Visit | None = None
-        self.language = self.config.clinic.default_language
+        self.language = self.start_language()
         #: True from a submitted visit's thanks screen until the kiosk resets.
         self.after_visit = False
         self.pending_writes = 0
@@ -71,6 +71,15 @@ class IntakeSession:
         """The languages offered: those of ``[clinic] languages`` that the
         content pack covers, in the clinic's order."""
         return [code for code in self.config.clinic.languages if code in self.pack.languages]
+
+    def start_language(self) -> str:
+        """The language a visit starts in: the clinic's default when the pack
+        is written in it, else the first language offered (a questionnaire
+        from another tool may not cover the clinic's default)."""
+        default = self.config.clinic.default_language
+        if default in self.pack.languages:
+            return default
+        return next(iter(self.languages()), None) or next(iter(self.pack.languages), default)
 
     def set_language(self, code: str) -> bool:
         if code not in self.pack.languages:
@@ -167,7 +176,7 @@ class IntakeSession:
         """Forgets the visit whole (idle timeout, back from privacy, staff)."""
         self.visit = None
         self.after_visit = False
-        self.language = self.config.clinic.default_language
+        self.language = self.start_language()
         self.touch()
         return "welcome"
 

@@ -17,28 +17,34 @@ from kiosk.cli import fail_lines, visit_or_exit
 def run_command(ctx, windowed):
     """The full-screen kiosk.
 
-    A broken config, content pack or media manifest, or a data folder that
-    cannot be written, shows the "out of order, staff have been told" screen
+    A broken config (one without a staff PIN included), content pack or
+    media manifest, a data folder that cannot be written, or a kiosk not yet
+    paired with a hub shows the "out of order, staff have been told" screen
     instead: the problem is logged as one line per problem and the process
     keeps running (and feeding systemd's watchdog) rather than crash-looping.
     """
+    from kiosk.config import staff_pin_problems
     from kiosk.crypto import NotEnrolled
     from kiosk.runtime import Runtime, startup_problems
 
     cfg, problems = ctx.obj.try_config()
-    pack = None
+    pack = runtime = None
     if not problems:
         pack, problems = startup_problems(cfg)
+        # Without its own PIN the staff pad would open with the published demo PIN.
+        problems += staff_pin_problems(cfg)
+    if not problems:
+        try:
+            runtime = Runtime.create(cfg, pack=pack)
+        except NotEnrolled as exc:
+            # Not paired yet: nothing could be sealed, so no patient may start.
+            problems = [f"{cfg.source}: {exc}"]
     if problems:
         from .outoforder import run_out_of_order
 
         run_out_of_order(problems, languages=cfg.clinic.languages,
                          windowed=windowed or not cfg.kiosk.fullscreen, display=cfg.display)
         return
-    try:
-        runtime = Runtime.create(cfg, pack=pack)
-    except NotEnrolled as exc:
-        fail_lines([f"{cfg.source}: {exc}"])
     from .app import run_kiosk
 
     run_kiosk(runtime, windowed=windowed)

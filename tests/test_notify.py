@@ -13,6 +13,7 @@ import time
 import pytest
 
 from kiosk.notify import Notifier
+from kiosk.staff import hash_pin
 
 from .conftest import enroll_offline
 
@@ -130,13 +131,13 @@ def _run_kiosk(tmp_path, notify_socket, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-@pytest.mark.parametrize("problem", ["config", "pack", "data"])
+@pytest.mark.parametrize("problem", ["config", "pin", "pack", "data"])
 def test_a_broken_config_pack_or_data_folder_shows_out_of_order_and_keeps_the_watchdog_fed(
         tmp_path, notify_socket, pack_copy, problem):
     if problem == "pack":
         (pack_copy / "rules.json").write_text("{")
         config = tmp_path / "kiosk.toml"
-        config.write_text(f'[kiosk]\ncontent_pack = "{pack_copy}"\n')
+        config.write_text(f'[kiosk]\ncontent_pack = "{pack_copy}"\nstaff_pin_hash = "{hash_pin("8642")}"\n')
         args = ["--config", config, "--data", tmp_path / "data"]
         expected = f"{pack_copy / 'rules.json'}:1: broken JSON"
     elif problem == "config":
@@ -144,11 +145,18 @@ def test_a_broken_config_pack_or_data_folder_shows_out_of_order_and_keeps_the_wa
         config.write_text("[display]\nrotation = 45\n")
         args = ["--config", config, "--data", tmp_path / "data"]
         expected = f"{config}:display.rotation: 45 is not a rotation (0, 90, 180 or 270)"
+    elif problem == "pin":
+        config = tmp_path / "kiosk.toml"
+        config.write_text('[clinic]\nname = "Riverside"\n')
+        args = ["--config", config, "--data", tmp_path / "data"]
+        expected = f"{config}:kiosk.staff_pin_hash: no staff PIN set"
     else:
         blocker = tmp_path / "not-a-folder"
         blocker.write_text("")
-        args = ["--data", blocker / "data"]
-        expected = f"<defaults>:kiosk.data_dir: cannot write to {blocker / 'data'} (Not a directory)"
+        config = tmp_path / "kiosk.toml"
+        config.write_text(f'[kiosk]\nstaff_pin_hash = "{hash_pin("8642")}"\n')
+        args = ["--config", config, "--data", blocker / "data"]
+        expected = f"{config}:kiosk.data_dir: cannot write to {blocker / 'data'} (Not a directory)"
     proc = _run_kiosk(tmp_path, notify_socket, *args)
     try:
         deadline = time.monotonic() + 60

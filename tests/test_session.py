@@ -246,6 +246,19 @@ def test_languages_offered_are_the_clinics_that_the_pack_covers(runtime, clock, 
         s.close()
 
 
+def test_a_visit_starts_in_a_language_the_pack_covers(runtime, clock, cfg):
+    # A questionnaire from another tool may lack the clinic's default language.
+    runtime.config = cfg.replace("clinic", languages=["fr", "es", "en"], default_language="fr")
+    s = Session(runtime, clock)
+    try:
+        assert s.language == "es"  # the first language offered
+        s.begin()
+        assert s.visit.language == "es"
+        assert s.discard() == "welcome" and s.language == "es"
+    finally:
+        s.close()
+
+
 def add_language(pack_dir, code, prefix):
     """A third language as data only: the pack lists it and every text has
     a translation (here the English text marked with ``prefix``)."""
