@@ -21,7 +21,9 @@ from .browser import KioskSide, NoChromium, chromium_path, launch, log_in, wait_
 from .conftest import REPO_ROOT, enroll_kiosk
 
 PASSWORD = "front desk 2468"
-DOCS = REPO_ROOT / "docs"
+#: Where the screenshots go: the README's pictures with UPDATE_DOCS=1, else
+#: a folder of the test run's own (a test run never rewrites tracked files).
+DOCS = REPO_ROOT / "docs" if os.environ.get("UPDATE_DOCS") else None
 playwright_api = pytest.importorskip("playwright.sync_api")
 
 
@@ -85,8 +87,8 @@ def test_front_desk_sees_hears_and_acknowledges_an_emergency(chromium, desk, tmp
     assert rows.count() == 2
     assert rows.nth(0).inner_text().startswith("⚠ EMERGENCY") and "Tomás Ferreira" in rows.nth(0).inner_text()
     assert rows.nth(1).inner_text().startswith("Routine")
-    DOCS.mkdir(exist_ok=True)
-    page.screenshot(path=str(DOCS / "staff-list.png"))
+    docs = DOCS or tmp_path
+    page.screenshot(path=str(docs / "staff-list.png"))
 
     # The hub restarts (killed, as a power cut would): the page reconnects
     # by itself and keeps showing what arrives.
@@ -118,7 +120,7 @@ def test_front_desk_sees_hears_and_acknowledges_an_emergency(chromium, desk, tmp
     text = page.inner_text("main")
     assert "EMERGENCY" in text and "rf-bladder" in text and "acknowledged by maria" in text
     assert page.locator(".region.marked").count() == 3
-    page.screenshot(path=str(DOCS / "staff-intake.png"), full_page=True)
+    page.screenshot(path=str(docs / "staff-intake.png"), full_page=True)
     page.get_by_role("button", name="Mark reviewed").click()
     page.wait_for_selector("text=Reviewed by maria")
 
@@ -158,7 +160,7 @@ def test_front_desk_sees_hears_and_acknowledges_an_emergency(chromium, desk, tmp
         assert step in steps, step
 
 
-def test_admin_sees_kiosks_and_issues_a_code_with_a_qr_code(chromium, desk):
+def test_admin_sees_kiosks_and_issues_a_code_with_a_qr_code(chromium, desk, tmp_path):
     hub, kiosk = desk
     kiosk.submit(ROUTINE)
     with hub.repo() as repo:
@@ -171,7 +173,7 @@ def test_admin_sees_kiosks_and_issues_a_code_with_a_qr_code(chromium, desk):
     page.get_by_role("button", name="New enrollment code").click()
     code = page.inner_text("#enroll-code")
     assert len(code) == 14 and page.locator(".qr svg").count() == 1
-    page.screenshot(path=str(DOCS / "staff-kiosks.png"))
+    page.screenshot(path=str((DOCS or tmp_path) / "staff-kiosks.png"))
     page.goto(hub.url + "/admin/audit")
     assert "kiosk.enroll-code" in page.inner_text("table")
     context.close()
