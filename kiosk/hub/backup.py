@@ -379,7 +379,13 @@ def restore(contents: Contents, data: Path, db_override: str | None, force: bool
         if aside:
             aside.mkdir(mode=0o700)
             for path in replaced:
-                shutil.move(str(path), aside / path.name)
+                try:
+                    shutil.move(str(path), aside / path.name)
+                except FileNotFoundError:
+                    # SQLite's -wal/-shm files go when the last connection
+                    # to the old database closes; nothing is lost with them.
+                    if not path.name.endswith(("-wal", "-shm")):
+                        raise
         for item in staging.iterdir():
             if item.name == "hub.db":
                 assert sqlite_path is not None

@@ -325,9 +325,11 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
         [
             # A visit's CSV cells, made once when it is stored (see
             # kiosk.hub.export.table), so an export never parses payloads;
-            # they go when the record goes.
+            # they go when the record goes. Checked at commit (deferred), so
+            # a restore may load the tables in any order.
             """create table export_cells (
-                id text primary key references records (id) on delete cascade,
+                id text primary key references records (id) on delete cascade
+                    deferrable initially deferred,
                 version integer not null,
                 shape text,
                 line text,
