@@ -39,13 +39,6 @@ def test_replay_missing_required_answer_exits_2_before_any_window(tmp_path):
     assert not (tmp_path / "data" / "kiosk.db").exists()
 
 
-def test_run_refuses_to_start_unenrolled_and_says_what_to_do(tmp_path):
-    r = run("--data", tmp_path / "data", "run", "--windowed")
-    assert r.returncode == 1
-    assert "clinic-kiosk enroll URL CODE" in r.stderr
-    assert "Traceback" not in r.stderr
-
-
 def test_status_reports_the_contract_keys(tmp_path):
     r = run("--data", tmp_path / "data", "status")
     assert r.returncode == 0, r.stderr

@@ -131,7 +131,7 @@ def _run_kiosk(tmp_path, notify_socket, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-@pytest.mark.parametrize("problem", ["config", "pin", "pack", "data"])
+@pytest.mark.parametrize("problem", ["config", "pin", "unenrolled", "pack", "data"])
 def test_a_broken_config_pack_or_data_folder_shows_out_of_order_and_keeps_the_watchdog_fed(
         tmp_path, notify_socket, pack_copy, problem):
     if problem == "pack":
@@ -145,6 +145,11 @@ def test_a_broken_config_pack_or_data_folder_shows_out_of_order_and_keeps_the_wa
         config.write_text("[display]\nrotation = 45\n")
         args = ["--config", config, "--data", tmp_path / "data"]
         expected = f"{config}:display.rotation: 45 is not a rotation (0, 90, 180 or 270)"
+    elif problem == "unenrolled":
+        config = tmp_path / "kiosk.toml"
+        config.write_text(f'[kiosk]\nstaff_pin_hash = "{hash_pin("8642")}"\n')
+        args = ["--config", config, "--data", tmp_path / "data"]
+        expected = f"{config}: this kiosk is not enrolled with a clinic hub"
     elif problem == "pin":
         config = tmp_path / "kiosk.toml"
         config.write_text('[clinic]\nname = "Riverside"\n')
