@@ -24,7 +24,7 @@ run: $(STAMP) media
 
 test: $(STAMP)
 	bash tests/system-deps.sh
-	$(PY) -m pytest
+	$(PY) -m pytest -n auto --dist loadfile
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
