@@ -82,7 +82,7 @@ def _replay_rss(tmp: str) -> float:
         "pain-duration": "over-12-weeks", **{f"sbst-{i}": "disagree" for i in range(1, 9)}, "sbst-9": "slightly"}}
     path = Path(tmp) / "visit.json"
     path.write_text(json.dumps(visit))
-    code = "import sys, resource\nfrom kiosk.cli import main\nsys.argv=['clinic-kiosk','--data',sys.argv[1],'replay',sys.argv[2]]\ntry:\n    main()\nexcept SystemExit:\n    pass\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)"
+    code = "import sys\nfrom kiosk.cli import main\nsys.argv=['clinic-kiosk','--data',sys.argv[1],'replay',sys.argv[2]]\ntry:\n    main()\nexcept SystemExit:\n    pass\n" + PEAK_RSS_KB
     out = subprocess.run([sys.executable, "-c", code, tmp + "/replay", str(path)], capture_output=True, text=True,
                          cwd=REPO, timeout=300, env=dict(os.environ, KIVY_NO_ARGS="1"))
     if out.returncode != 0:
@@ -90,8 +90,15 @@ def _replay_rss(tmp: str) -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
+#: Prints the process's peak resident memory in kB. VmHWM, not ru_maxrss:
+#: Linux carries ru_maxrss over from the forking parent across exec, so a
+#: bench run that had grown large before would inflate the figure.
+PEAK_RSS_KB = ("print(next(int(line.split()[1]) for line in open('/proc/self/status')"
+               " if line.startswith('VmHWM:')), flush=True)")
+
+
 def _bare_rss() -> float:
-    code = BARE + "\nimport resource\nprint(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, flush=True)"
+    code = BARE + "\n" + PEAK_RSS_KB
     out = subprocess.run([sys.executable, _script(code)], capture_output=True, text=True, timeout=120,
                          env=dict(os.environ, KIVY_NO_ARGS="1"))
     return int(out.stdout.strip().splitlines()[-1]) / 1024
