@@ -29,13 +29,15 @@ class Runtime:
     sync: object = None  # kiosk.sync.SyncWorker while `run` syncs in the background
 
     @classmethod
-    def create(cls, config: config_mod.Config, sealer: Sealer | None = None, pack: Pack | None = None) -> "Runtime":
-        """Loads the pack (unless given one already loaded) and opens the
-        store; raises PackError or NotEnrolled before anything is shown."""
+    def create(cls, config: config_mod.Config, sealer: Sealer | None = None, pack: Pack | None = None,
+               catalogue=None) -> "Runtime":
+        """Loads the pack and the media catalogue (unless given ones already
+        loaded) and opens the store; raises PackError or NotEnrolled before
+        anything is shown."""
         pack = pack or load_pack(config.kiosk.content_pack or None)
         store = Store.open(config.database_path, sealer or sealer_for(config))
         bus = AlertBus([StoreChannel(store), LogChannel()])
-        return cls(config, pack, store, bus, load_media(config))
+        return cls(config, pack, store, bus, catalogue if catalogue is not None else load_media(config))
 
     def records_saved(self) -> None:
         """Called after a record is committed: send it without waiting."""
@@ -82,25 +84,28 @@ def data_dir_problems(config: config_mod.Config) -> list[str]:
     return []
 
 
-def startup_problems(config: config_mod.Config) -> tuple[Pack | None, list[str]]:
+def startup_problems(config: config_mod.Config) -> tuple[Pack | None, object, list[str]]:
     """Everything ``clinic-kiosk run`` cannot start past, as
-    ``path:location: message`` lines: the content pack, the media manifest
-    and the data folder. Returns the loaded pack too (None when broken)."""
+    ``path:location: message`` lines: the content pack, the media manifest,
+    the data folder and the staff PIN (without its own, the staff pad would
+    open with the published demo PIN). Returns the loaded pack and media
+    catalogue too (None when broken), for :meth:`Runtime.create`."""
     from .media import MediaError, load_catalogue
     from .pack import PackError
 
     problems: list[str] = []
-    pack = None
+    pack = catalogue = None
     try:
         pack = load_pack(config.kiosk.content_pack or None)
     except PackError as exc:
         problems.extend(exc.problems)
     try:
-        load_catalogue(media_manifest_path(config))
+        catalogue = load_catalogue(media_manifest_path(config))
     except MediaError as exc:
         problems.extend(exc.problems)
     problems.extend(data_dir_problems(config))
-    return pack, problems
+    problems.extend(config_mod.staff_pin_problems(config))
+    return pack, catalogue, problems
 
 
 def media_manifest_path(config: config_mod.Config | None) -> Path:

@@ -191,9 +191,8 @@ class KioskApp(ServiceApp, App):
     def staff_acknowledged(self, alert_ids) -> None:
         """Staff acknowledged alerts of this kiosk on the hub's page: the call
         light goes out. Meant for the sync worker's ``on_acknowledged(ids)``
-        hook, which runs on the sync thread; so this only schedules work.
-
-        ``run_kiosk`` connects it when the worker offers the hook.
+        hook (connected by ``run_kiosk``), which runs on the sync thread; so
+        this only schedules work.
         """
         def on_ui(_dt):
             if self.call_panel is not None:
@@ -435,11 +434,11 @@ def run_kiosk(runtime: Runtime, windowed: bool = False) -> None:
 
     config = runtime.config
     configure_kivy(config.kiosk.fullscreen and not windowed, config.display)
-    runtime.sync = SyncWorker(config)
     app = KioskApp(runtime)
-    # Staff acknowledging an alert on the hub turns the call light off here.
-    if hasattr(runtime.sync, "on_acknowledged"):
-        runtime.sync.on_acknowledged = app.staff_acknowledged
+    # Staff acknowledging an alert on the hub turns the call light off here;
+    # the pack is already loaded, so the worker need not load it again.
+    runtime.sync = SyncWorker(config, on_acknowledged=app.staff_acknowledged,
+                              content_version=runtime.pack.content_version)
     runtime.sync.start()
     try:
         app.run()

@@ -23,19 +23,16 @@ def run_command(ctx, windowed):
     instead: the problem is logged as one line per problem and the process
     keeps running (and feeding systemd's watchdog) rather than crash-looping.
     """
-    from kiosk.config import staff_pin_problems
     from kiosk.crypto import NotEnrolled
     from kiosk.runtime import Runtime, startup_problems
 
     cfg, problems = ctx.obj.try_config()
-    pack = runtime = None
+    runtime = None
     if not problems:
-        pack, problems = startup_problems(cfg)
-        # Without its own PIN the staff pad would open with the published demo PIN.
-        problems += staff_pin_problems(cfg)
+        pack, catalogue, problems = startup_problems(cfg)
     if not problems:
         try:
-            runtime = Runtime.create(cfg, pack=pack)
+            runtime = Runtime.create(cfg, pack=pack, catalogue=catalogue)
         except NotEnrolled as exc:
             # Not paired yet: nothing could be sealed, so no patient may start.
             problems = [f"{cfg.source}: {exc}"]

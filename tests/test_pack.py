@@ -119,7 +119,7 @@ def test_kiosk_refuses_to_start_with_a_broken_pack(pack_copy, tmp_path):
     (pack_copy / "rules.json").write_text("{")
     cfg = tmp_path / "kiosk.toml"
     cfg.write_text(f'[kiosk]\ncontent_pack = "{pack_copy}"\ndata_dir = "{tmp_path}"\n')
-    pack, problems = startup_problems(config.load(cfg))
+    pack, _, problems = startup_problems(config.load(cfg))
     assert pack is None
     assert any("rules.json:1: broken JSON" in line for line in problems)
     assert not (tmp_path / "kiosk.db").exists()

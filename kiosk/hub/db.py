@@ -912,18 +912,6 @@ class HubRepository(StaffRepository):
                 rows = tx.execute("select id from records order by id").fetchall()
         return [r[0] for r in rows]
 
-    def visits(self, since: str | None = None) -> list[tuple[str, str, str]]:
-        """(id, kiosk_id, payload JSON) of every visit, oldest first;
-        ``since`` (ISO date or time) keeps those submitted on or after it."""
-        sql = "select id, kiosk_id, payload from records where kind = 'visit'"
-        params: list[str] = []
-        if since:
-            sql += " and submitted_at >= ?"
-            params.append(since)
-        sql += " order by submitted_at, id"
-        with self.backend.transaction() as tx:
-            return [tuple(r) for r in tx.execute(sql, params).fetchall()]
-
     @staticmethod
     def _visit_range(since: str | None, before: str | None) -> tuple[str, list[str]]:
         """The SQL condition (on ``records r``) of the visits in a range."""

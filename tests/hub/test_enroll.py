@@ -103,7 +103,7 @@ def test_two_kiosks_on_the_default_config_get_ids_of_their_own(sqlite_hub, tmp_p
         store.close()
         assert SyncWorker(cfg).drain().remaining == 0
     with sqlite_hub.repo() as repo:
-        stored = {kiosk for _, kiosk, _ in repo.visits()}
+        stored = {kiosk for _, kiosk, _ in repo.iter_visits()}
     assert stored == set(ids)
 
     assert sqlite_hub.cli("revoke", ids[0]).exit_code == 0
