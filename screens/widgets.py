@@ -4,7 +4,7 @@ colours (:mod:`screens.palette`), sized by the app's one large-text scale."""
 from __future__ import annotations
 
 from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, StringProperty
-from kivy.uix.button import Button
+from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.label import Label
 
 from .base import load_kv
@@ -34,9 +34,13 @@ class KLabel(Label):
         super().texture_update(*largs)
 
 
-class KButton(Button):
+class KButton(ButtonBehavior, Label):
     """A large flat button. ``answer_code`` ties it to an answer so the
-    replay driver and the tests can find it."""
+    replay driver and the tests can find it.
+
+    A Label with button behaviour rather than Kivy's Button: Button draws its
+    own background image under ours, invisible here but still filled pixel
+    by pixel by a software renderer (about a tenth of a question's frame)."""
 
     role = OptionProperty("secondary", options=["primary", "secondary", "choice", "quiet"])
     selected = BooleanProperty(False)
