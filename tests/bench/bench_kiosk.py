@@ -104,6 +104,14 @@ def _bare_rss() -> float:
     return int(out.stdout.strip().splitlines()[-1]) / 1024
 
 
+#: Switch time is from the finger lifting to the next question being on
+#: screen: before the lift the pressed button has been drawn (a finger rests
+#: far longer than a frame), and the time stops when the renderer has
+#: finished the new frame (glFinish), not when its commands were queued. With
+#: Mesa's software renderer the drawing runs on threads of its own: timed
+#: without these two waits the bare app's frames were never counted, while
+#: the kiosk's first texture upload waited for the pressed-button frame, so
+#: both figures measured the renderer's queue rather than a tap.
 SWITCH = r"""
 import json, os, sys, time
 os.environ["KIVY_NO_ARGS"] = "1"; os.environ["KIVY_LOG_MODE"] = "PYTHON"
@@ -112,6 +120,7 @@ from kiosk.runtime import Runtime
 from screens.replay import Harness
 from kivy.tests.common import UnitTestTouch
 from kivy.base import EventLoop
+from kivy.graphics.opengl import glFinish
 from kiosk.crypto import SealedBoxSealer, generate_keypair
 h = Harness(Runtime.create(Config().with_data_dir(sys.argv[1]), sealer=SealedBoxSealer(generate_keypair()[1]))).start()
 app = h.app
@@ -125,12 +134,13 @@ while app.sm.current == "question" and app.visit.current().widget == "yesno":
     btn = h.button(code=False, root=h.screen.answer_widget)
     x, y = btn.to_window(*btn.center)
     t = UnitTestTouch(x, y)
-    t.touch_down(); EventLoop.idle()
+    t.touch_down(); EventLoop.idle(); glFinish()  # the pressed button is on screen
     t0 = time.perf_counter()
     t.touch_up()
     while app.sm.current == "question" and app.visit.current() is not None and app.visit.current().link_id == item:
         EventLoop.idle()
     EventLoop.idle()  # the frame that draws the next question
+    glFinish()  # ... and the renderer has finished drawing it
     times.append((time.perf_counter() - t0) * 1000)
 h.stop()
 print(json.dumps(times))
@@ -151,6 +161,7 @@ from kivy.uix.button import Button
 from kivy.uix.label import Label
 from kivy.uix.screenmanager import NoTransition, Screen, ScreenManager
 from kivy.tests.common import UnitTestTouch
+from kivy.graphics.opengl import glFinish
 sm = ScreenManager(transition=NoTransition())
 for n in range(2):
     screen = Screen(name=str(n))
@@ -172,10 +183,11 @@ for _ in range(23):
     btn = sm.current_screen.children[0].children[0].children[0]
     x, y = btn.to_window(*btn.center)
     t = UnitTestTouch(x, y)
-    t.touch_down(); EventLoop.idle()
+    t.touch_down(); EventLoop.idle(); glFinish()
     t0 = time.perf_counter()
     t.touch_up()
     EventLoop.idle()  # the frame that draws the other screen
+    glFinish()
     times.append((time.perf_counter() - t0) * 1000)
 print(json.dumps(times))
 """
