@@ -20,13 +20,9 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from fhirpathpy import compile as fp_compile
-from fhirpathpy.models import models
-
 from .pack import Item, Pack
 
 log = logging.getLogger(__name__)
-MODEL = models["r4"]
 #: Variables every expression may use without defining them.
 BUILT_IN_VARS = {"resource", "context", "questionnaire", "rootResource", "ucum", "sct", "loinc", "qitem",
                  "factory", "terminologies", "server", "this", "index", "total"}
@@ -171,7 +167,12 @@ class Evaluator:
     def run(self, expr: str, resource: dict, variables: dict) -> list:
         fn = self._compiled.get(expr)
         if fn is None:
-            fn = self._compiled[expr] = fp_compile(expr, MODEL, self.options)
+            # Imported here: fhirpathpy and its ANTLR runtime take a good part
+            # of the kiosk's start-up, and no expression runs before a visit.
+            from fhirpathpy import compile as fp_compile
+            from fhirpathpy.models import models
+
+            fn = self._compiled[expr] = fp_compile(expr, models["r4"], self.options)
         return fn(resource, variables)
 
 

@@ -41,7 +41,8 @@ def verify_pin(pin: str, stored: str) -> bool:
 @dataclass
 class PinGuard:
     """Checks PINs and locks out after ``max_failures`` wrong ones (pure:
-    the caller passes the time)."""
+    the caller passes the time). An empty ``stored_hash`` stands for the
+    demo PIN."""
 
     stored_hash: str
     max_failures: int = 5
@@ -51,7 +52,7 @@ class PinGuard:
 
     @classmethod
     def from_config(cls, pin_hash: str) -> "PinGuard":
-        return cls(pin_hash or hash_pin(DEMO_PIN))
+        return cls(pin_hash or "")
 
     def locked(self, now: float) -> bool:
         return now < self.locked_until
@@ -59,6 +60,10 @@ class PinGuard:
     def check(self, pin: str, now: float) -> bool:
         if self.locked(now):
             return False
+        if not self.stored_hash:
+            # The demo PIN is hashed when first checked, not at start-up:
+            # scrypt is slow on purpose and the first frame should not wait.
+            self.stored_hash = hash_pin(DEMO_PIN)
         if verify_pin(pin, self.stored_hash):
             self.failures = 0
             return True

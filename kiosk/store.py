@@ -97,7 +97,9 @@ def open_database(path: str | Path) -> sqlite_utils.Database:
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         conn = sqlite3.connect(str(path), check_same_thread=False, timeout=30)
-    db = sqlite_utils.Database(conn)
+    # No sqlite-utils plugins: the kiosk uses none, and looking for them
+    # reads the metadata of every installed package at start-up.
+    db = sqlite_utils.Database(conn, execute_plugins=False)
     if str(path) != ":memory:":
         db.enable_wal()
     db.execute("PRAGMA synchronous=FULL")

@@ -25,7 +25,7 @@ from kiosk.runtime import Runtime
 from kiosk.session import IntakeSession
 from kiosk.staff import PinGuard
 
-from .i18n import Translator
+from .i18n import Translator, language_name
 from .lifecycle import ServiceApp
 from .palette import LARGE_TEXT_SCALE
 
@@ -414,18 +414,6 @@ class KioskApp(ServiceApp, App):
             self.discard_visit()
         else:
             self.go(getattr(self, "_staff_return", "welcome"))
-
-
-def language_name(code: str) -> str:
-    """A language's name in that language, for the welcome screen's buttons
-    (``"es"`` -> ``"Español"``), from Babel's locale data."""
-    from babel import Locale, UnknownLocaleError
-
-    try:
-        name = Locale.parse(code).get_display_name(code) or code
-    except (UnknownLocaleError, ValueError):
-        return code
-    return name[:1].upper() + name[1:]
 
 
 def run_kiosk(runtime: Runtime, windowed: bool = False) -> None:

@@ -43,6 +43,39 @@ def used_msgids(folder: Path = Path(__file__).parent) -> dict[str, str]:
     return found
 
 
+#: Each language's name in that language, as Babel's locale data gives it
+#: (capitalised), for the languages a clinic is likely to offer. Reading
+#: Babel's locale data took a noticeable part of the kiosk's start-up; a
+#: language not listed here is still named, by Babel, when first needed.
+#: ``tests/test_i18n.py`` keeps this table equal to Babel's names.
+LANGUAGE_NAMES = {
+    "ar": "العربية", "ca": "Català", "de": "Deutsch", "en": "English", "es": "Español",
+    "eu": "Euskara", "fa": "فارسی", "fr": "Français", "gl": "Galego", "hi": "हिन्दी",
+    "ht": "Kreyòl Ayisyen", "it": "Italiano", "ja": "日本語", "ko": "한국어", "nl": "Nederlands",
+    "pl": "Polski", "pt": "Português", "ro": "Română", "ru": "Русский", "so": "Soomaali",
+    "uk": "Українська", "vi": "Tiếng Việt", "zh": "中文",
+}
+
+
+def language_name(code: str) -> str:
+    """A language's name in that language, for the welcome screen's buttons
+    (``"es"`` -> ``"Español"``); the code itself when Babel does not know it."""
+    if code in LANGUAGE_NAMES:
+        return LANGUAGE_NAMES[code]
+    return babel_language_name(code)
+
+
+def babel_language_name(code: str) -> str:
+    """A language's name in that language from Babel's locale data."""
+    from babel import Locale, UnknownLocaleError
+
+    try:
+        name = Locale.parse(code).get_display_name(code) or code
+    except (UnknownLocaleError, ValueError):
+        return code
+    return name[:1].upper() + name[1:]
+
+
 class Translator:
     """Looks strings up, reading a language's catalogue on first use so
     start-up does not pay for languages nobody picked."""
