@@ -3,13 +3,15 @@ deployment (``clinic-kiosk replay``) and the way the tests use the app.
 
 :class:`Harness` starts the app without a main loop and steps frames itself,
 as Kivy's own graphic tests do; :meth:`Harness.tap` sends a real touch
-(``UnitTestTouch``) at the centre of a widget. :func:`replay_visit` taps
-through a visit file the way a patient would, saving a PNG per screen.
+(:func:`finger`, a motion event like Kivy's ``UnitTestTouch``) at the centre
+of a widget. :func:`replay_visit` taps through a visit file the way a patient
+would, saving a PNG per screen.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import re
 import time
@@ -20,6 +22,43 @@ from kiosk.visit import VisitFile
 
 #: Frames to step after a tap so the next screen is laid out and drawn.
 SETTLE_FRAMES = 2
+
+
+def finger(x: float, y: float):
+    """A finger on the screen at window position ``x, y``: a real touch
+    through Kivy's input dispatch, as Kivy's ``UnitTestTouch`` makes one,
+    with ``touch_down()`` and ``touch_up()``.
+
+    Not imported from ``kivy.tests.common``, which loads pytest, pygments and
+    unittest: about 10 MB in every replay, and ``replay`` is the self-test a
+    deployed kiosk runs.
+    """
+    return _finger_class()(x, y)
+
+
+@functools.cache
+def _finger_class():
+    from kivy.base import EventLoop
+    from kivy.input.motionevent import MotionEvent
+
+    class Finger(MotionEvent):
+        def __init__(self, x, y):
+            window = EventLoop.window
+            super().__init__("Finger", 99, {"x": x / (window.width - 1.0), "y": y / (window.height - 1.0)},
+                             is_touch=True, type_id="touch")
+            self.profile = ["pos"]
+
+        def depack(self, args):
+            self.sx, self.sy = args["x"], args["y"]  # fractions of the window
+            super().depack(args)
+
+        def touch_down(self):
+            EventLoop.post_dispatch_input("begin", self)
+
+        def touch_up(self):
+            EventLoop.post_dispatch_input("end", self)
+
+    return Finger
 
 
 class FakeClock:
@@ -97,12 +136,10 @@ class Harness:
 
     def tap(self, widget) -> None:
         """A real touch down and up at the centre of ``widget``."""
-        from kivy.tests.common import UnitTestTouch
-
         if widget.disabled:
             raise RuntimeError(f"cannot tap a disabled {type(widget).__name__}")
         x, y = widget.to_window(*widget.center)
-        touch = UnitTestTouch(x, y)
+        touch = finger(x, y)
         touch.touch_down()
         self.frames(1)
         touch.touch_up()
@@ -220,6 +257,29 @@ def shot_name(label: str) -> str:
     return safe
 
 
+def answer_questions(h: Harness, vf: VisitFile, shot=lambda label: None) -> None:
+    """From the first question, answers (or skips) each question as ``vf``
+    says, by touch, until another screen shows (review or emergency)."""
+    app = h.app
+    app.visit.visit_date = vf.visit_date
+    guard = 0
+    while app.sm.current == "question":
+        guard += 1
+        if guard > 500:
+            raise RuntimeError("the questionnaire did not end")
+        item = app.visit.current()
+        shot(f"question-{item.link_id}")
+        value = vf.answers.get(item.link_id)
+        if item.type == "display":
+            type_answer(h, item, None)
+        elif value is None:
+            if item.required:
+                raise RuntimeError(f"{item.link_id}: required answer is missing")
+            h.tap(h.screen.ids.skip)
+        else:
+            type_answer(h, item, value)
+
+
 def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime: Runtime | None = None) -> dict:
     """Taps through ``vf`` in the real UI and submits it like a patient.
 
@@ -248,23 +308,7 @@ def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime:
         h.tap(h.screen.ids.start)
         shot("privacy")
         h.tap(h.screen.ids.continue_)
-        app.visit.visit_date = vf.visit_date
-        guard = 0
-        while app.sm.current == "question":
-            guard += 1
-            if guard > 500:
-                raise RuntimeError("the questionnaire did not end")
-            item = app.visit.current()
-            shot(f"question-{item.link_id}")
-            value = vf.answers.get(item.link_id)
-            if item.type == "display":
-                type_answer(h, item, None)
-            elif value is None:
-                if item.required:
-                    raise RuntimeError(f"{item.link_id}: required answer is missing")
-                h.tap(h.screen.ids.skip)
-            else:
-                type_answer(h, item, value)
+        answer_questions(h, vf, shot)
         if app.sm.current == "review":
             shot("review")
             h.tap(h.screen.ids.submit)
