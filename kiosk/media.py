@@ -43,6 +43,8 @@ from __future__ import annotations
 import bisect
 import json
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -269,7 +271,7 @@ def probe(video_path: str | Path, board: str | None = None) -> VideoInfo:
     unsupported file raises :class:`MediaError` with a one-line reason that
     names the file, never another exception.
     """
-    import av  # imported here: only validation and the video screen probe
+    import av  # imported here: only `validate` and the checker child (see playable)
 
     path = Path(video_path)
     if not path.is_file():
@@ -302,6 +304,62 @@ def probe(video_path: str | Path, board: str | None = None) -> VideoInfo:
     if info.width <= 0 or info.height <= 0:
         raise MediaError(f"{path}: video has no picture size")
     return VideoInfo(**{**info.__dict__, "warnings": tuple(board_warnings(info, board))})
+
+
+#: Seconds a child process may take to check the files it was given.
+CHECK_TIMEOUT = 60.0
+
+
+def playable(videos: list[str | Path], timeout: float = CHECK_TIMEOUT,
+             python: str | None = None) -> dict[str, str | None]:
+    """Checks ``videos`` with :func:`probe` in a child process, for the
+    kiosk's screens: ``{path: None}`` for a file that plays, or the one-line
+    reason it does not.
+
+    A child, because probing loads PyAV's own copy of FFmpeg (about 20 MB
+    that the kiosk, which plays through ffpyplayer, would keep for good), and
+    because a file that crashes FFmpeg then takes down only the checker: its
+    files are reported as unchecked and the kiosk shows their posters.
+    """
+    results: dict[str, str | None] = {}
+    todo = []
+    for video in map(str, videos):
+        if Path(video).is_file():
+            todo.append(video)
+        else:
+            results[video] = f"{video}: file not found"
+    if not todo:
+        return results
+    command = [python or sys.executable, "-m", "kiosk.media", "--probe", *todo]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
+        found = json.loads(done.stdout) if done.returncode == 0 else {}
+    except subprocess.TimeoutExpired:
+        done, found = None, {}
+    except json.JSONDecodeError:
+        found = {}
+    for video in todo:
+        if video in found:
+            results[video] = found[video]
+        elif done is None:
+            results[video] = f"{video}: not checked: the check took longer than {timeout:g} s"
+        else:
+            results[video] = f"{video}: not checked: the checker stopped (exit status {done.returncode})"
+    return results
+
+
+def _probe_main(videos: list[str]) -> int:
+    """``python -m kiosk.media --probe FILE...``: prints ``{file: problem or
+    null}`` as JSON (what :func:`playable` reads)."""
+    results = {}
+    for video in videos:
+        try:
+            probe(video)
+            results[video] = None
+        except MediaError as exc:
+            results[video] = exc.problems[0]
+    print(json.dumps(results))
+    return 0
 
 
 # --------------------------------------------------------------------------
@@ -621,3 +679,9 @@ def validate_all(path: str | Path = DEFAULT_MANIFEST,
     errors = [str(p) for p in found if p.severity == "error"]
     warnings = [f"{p.path}:{p.location}: {p.message}" for p in found if p.severity == "warning"]
     return errors, warnings
+
+
+if __name__ == "__main__":
+    if sys.argv[1:2] == ["--probe"]:
+        sys.exit(_probe_main(sys.argv[2:]))
+    sys.exit("usage: python -m kiosk.media --probe FILE...")

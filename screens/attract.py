@@ -34,7 +34,7 @@ from kivy.properties import (BooleanProperty, NumericProperty, ObjectProperty,
                              OptionProperty, StringProperty)
 from kivy.uix.floatlayout import FloatLayout
 
-from kiosk.media import MediaError, caption_at, probe
+from kiosk.media import caption_at, playable
 from screens.base import load_kv
 from screens.video import KioskVideo  # noqa: F401  (used in attract.kv)
 
@@ -149,17 +149,16 @@ class AttractLoop(FloatLayout):
         self.caption = caption_at(self._cues, 0.0)
 
     def _probe_all(self, token, videos):
-        playable = set()
-        for video in videos:
-            try:
-                probe(video)
-                playable.add(str(video))
-            except MediaError as exc:
-                Logger.warning(f"AttractLoop: showing the poster instead: {exc.problems[0]}")
-        Clock.schedule_once(partial(self._probed, token, playable))
+        good = set()
+        for video, problem in playable(videos).items():
+            if problem is None:
+                good.add(video)
+            else:
+                Logger.warning(f"AttractLoop: showing the poster instead: {problem}")
+        Clock.schedule_once(partial(self._probed, token, good))
 
-    def _probed(self, token, playable, *args):
-        self._playable = playable
+    def _probed(self, token, good, *args):
+        self._playable = good
         if token == self._token and self.running and not self.showing_video:
             # Switch to clips right away rather than after the first poster.
             self.index -= 1

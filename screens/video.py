@@ -16,8 +16,9 @@ While the video plays (from its first frame) the visit is kept alive with
 ``app.hold_idle(True)``; pausing, reaching the end, a failure or leaving the
 screen releases it.
 
-The file is checked with :func:`kiosk.media.probe` on a worker thread (no
-disk I/O on the UI thread) while Kivy's ffpyplayer provider opens it,
+The file is checked with :func:`kiosk.media.playable` (a child process, from
+a worker thread: no disk I/O on the UI thread) while Kivy's ffpyplayer
+provider opens it,
 because the provider never reports a bad file (it just stays black); a
 watchdog covers a file that probes well but still shows no picture.
 """
@@ -35,7 +36,7 @@ from kivy.properties import BooleanProperty, NumericProperty, StringProperty
 from kivy.uix.video import Video
 from kivy.uix.widget import Widget
 
-from kiosk.media import MediaError, caption_at, probe
+from kiosk.media import caption_at, playable
 from screens.base import KioskScreen, load_kv
 
 
@@ -176,10 +177,9 @@ class VideoScreen(KioskScreen):
         # check then costs the patient no waiting. A file that fails the
         # check is unloaded again before it shows anything useful.
         Clock.schedule_once(partial(self._probed, token, str(video), None, poster))
-        try:
-            probe(video)
-        except MediaError as exc:
-            Clock.schedule_once(partial(self._probed, token, str(video), exc.problems[0], poster))
+        problem = playable([video])[str(video)]
+        if problem is not None:
+            Clock.schedule_once(partial(self._probed, token, str(video), problem, poster))
 
     def _probed(self, token, video, error, poster, *args):
         if token != self._token:

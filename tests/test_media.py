@@ -17,7 +17,7 @@ import pytest
 
 from kiosk import media
 from kiosk.media import (Cue, MediaError, VideoInfo, VttError, board_warnings, caption_at,
-                         check, cues_at, load_catalogue, parse_vtt, probe, validate)
+                         check, cues_at, load_catalogue, parse_vtt, playable, probe, validate)
 from kiosk import media_gen
 
 REPO = Path(__file__).resolve().parent.parent
@@ -225,6 +225,29 @@ def test_probe_corrupt_and_missing(clips, tmp_path):
     empty.write_bytes(b"")
     with pytest.raises(MediaError, match="empty.mp4"):
         probe(empty)
+
+
+def test_playable_checks_in_a_child_and_names_each_bad_file(clips, tmp_path):
+    good, corrupt, missing = clips / "demo.mp4", clips / "corrupt.mp4", tmp_path / "missing.mp4"
+    found = playable([good, corrupt, missing])
+    assert found[str(good)] is None
+    assert found[str(corrupt)].startswith(f"{corrupt}: cannot be decoded")
+    assert found[str(missing)] == f"{missing}: file not found"
+
+
+def test_a_checker_that_dies_leaves_its_files_unchecked_not_the_kiosk_down(clips, tmp_path):
+    # A file that crashes FFmpeg kills the checker, never the kiosk: the
+    # stand-in "python" here dies of a segmentation fault whatever it is given.
+    crashing = tmp_path / "python"
+    crashing.write_text("#!/bin/sh\nkill -SEGV $$\n")
+    crashing.chmod(0o755)
+    found = playable([clips / "demo.mp4"], python=str(crashing))
+    assert found == {str(clips / "demo.mp4"): f"{clips / 'demo.mp4'}: not checked: the checker stopped (exit status -11)"}
+    hanging = tmp_path / "slow"
+    hanging.write_text("#!/bin/sh\nexec sleep 30\n")
+    hanging.chmod(0o755)
+    found = playable([clips / "demo.mp4"], python=str(hanging), timeout=0.5)
+    assert found[str(clips / "demo.mp4")].endswith("not checked: the check took longer than 0.5 s")
 
 
 def info(codec="h264", width=1920, height=1080, fps=30.0, pix_fmt="yuv420p"):
