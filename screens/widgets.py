@@ -3,7 +3,7 @@ colours (:mod:`screens.palette`), sized by the app's one large-text scale."""
 
 from __future__ import annotations
 
-from kivy.properties import BooleanProperty, ObjectProperty, OptionProperty, StringProperty
+from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, OptionProperty, StringProperty
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.label import Label
 
@@ -44,6 +44,8 @@ class KButton(ButtonBehavior, Label):
 
     role = OptionProperty("secondary", options=["primary", "secondary", "choice", "quiet"])
     selected = BooleanProperty(False)
+    #: Text size in sp at normal text; the app's large-text scale applies on top.
+    font_sp = NumericProperty(26)
     answer_code = ObjectProperty(None, allownone=True)
     key = StringProperty("")
 

@@ -90,6 +90,48 @@ def test_whole_intake_by_touch_is_saved_in_sqlite(tmp_path, cfg, runtime):
     assert b"Zelda" not in raw and b"O'Brien" not in raw and b"1961-04-02" not in raw
 
 
+def test_review_lists_every_answer_and_a_tap_on_any_row_goes_back_to_it(tmp_path, cfg, runtime):
+    from kivy.metrics import mm
+
+    from screens.replay import Harness, answer_questions
+
+    vf = visit_file(tmp_path, negative_visit(**{"given-name": "Zelda", "pain-areas": ["lower-back"]}), runtime.pack)
+    h = Harness(runtime).start()
+    try:
+        app = h.app
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        answer_questions(h, vf)
+        assert app.sm.current == "review"
+        asked = [q.link_id for q in app.visit.questions() if q.asked]
+        rows = h.screen.ids.scroller
+        assert [row["answer_code"] for row in rows.data] == asked
+        assert "Zelda" in rows.data[0]["text"] and "Lower back" in rows.data[asked.index("pain-areas")]["text"]
+        shown = [w for w in h.screen.ids.rows.children if w.answer_code]
+        assert 3 <= len(shown) < len(asked)  # only the rows in sight are built
+        assert all(w.height >= w.texture_size[1] + 20 and w.height >= mm(16) - 1 for w in shown)
+        h.tap(next(w for w in shown if w.answer_code == "given-name"))
+        assert app.sm.current == "question" and app.visit.current().link_id == "given-name"
+        app.go("review")  # as "Next" does after an edit
+        h.frames(2)
+        h.screen.ids.scroller.scroll_y = 0  # the end of the list
+        h.frames(3)
+        last = next(w for w in h.screen.ids.rows.children if w.answer_code == asked[-1])
+        h.tap(last)
+        assert app.sm.current == "question" and app.visit.current().link_id == asked[-1]
+        app.go("review")
+        h.frames(2)
+        before = {r["answer_code"]: r["height"] for r in h.screen.ids.scroller.data}
+        h.tap(app.root.ids.large_text)
+        h.frames(2)
+        after = {r["answer_code"]: r["height"] for r in h.screen.ids.scroller.data}
+        assert all(after[code] > before[code] for code in asked if before[code] > mm(16))
+        for w in h.screen.ids.rows.children:
+            assert w.height >= w.texture_size[1] + 20, (w.answer_code, w.height, w.texture_size)
+    finally:
+        h.stop()
+
+
 def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tmp_path, cfg, runtime):
     from screens.replay import Harness
 
