@@ -107,6 +107,10 @@ new_release() {
     # content it finds relative to itself; the folder never changes later.
     step "$ROOT$RELEASE/venv/bin/pip" install --quiet --disable-pip-version-check \
         --editable "$ROOT${RELEASE}[$extra]" || return 1
+    # The services cannot write next to the code (it belongs to root, and
+    # the root may be read-only): compile it now, or every start compiles
+    # the project again before the first frame.
+    step "$ROOT$RELEASE/venv/bin/python" -m compileall -q "$ROOT$RELEASE/kiosk" "$ROOT$RELEASE/screens" || return 1
     if [ "$extra" = kiosk ]; then
         step "$ROOT$RELEASE/venv/bin/python" -m kiosk.media_gen --out "$ROOT$RELEASE/media/generated" || return 1
     fi
