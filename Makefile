@@ -24,7 +24,7 @@ run: $(STAMP) media
 
 test: $(STAMP)
 	bash tests/system-deps.sh
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 bench: $(STAMP)
 	$(PY) -m tests.bench
