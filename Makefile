@@ -24,7 +24,7 @@ run: $(STAMP) media
 
 test: $(STAMP)
 	bash tests/system-deps.sh
-	$(PY) -m pytest -n auto --dist loadfile
+	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # The project's bytecode is compiled first, as deploy/ does for a release:
 # a kiosk never compiles its own code at start.

@@ -57,3 +57,26 @@ def enroll_offline(cfg) -> bytes:
         "hub_url": "https://127.0.0.1:9", "kiosk_id": cfg.kiosk.kiosk_id, "token": "test-token",
         "public_key": encode_key(public), "cert_sha256": "0" * 64}))
     return private
+
+
+# -- spreading the suite over the xdist workers (`make test`) ----------------
+
+#: The slowest files (each 45 s or more of a 2-core run), handed out first so
+#: that the workers finish together instead of one waiting on a slow file
+#: that started last; `make test` keeps this order (``--dist loadfile
+#: --no-loadscope-reorder``: xdist hands out files in collection order, two
+#: to each worker to begin with, then one more whenever a worker finishes one).
+#: test_update.py comes fourth, after test_install.py on the other worker:
+#: both use the run's one fresh kiosk install (tests/deploy/conftest.py), and
+#: by then it is built, so no worker waits for it. Only the order changes; a
+#: file not named here runs in its usual place.
+SLOW_FIRST = [
+    "tests/deploy/test_install.py", "tests/hub/test_faults.py", "tests/test_ui.py",
+    "tests/deploy/test_update.py", "tests/test_questionnaires.py", "tests/hub/test_web.py",
+]
+
+
+def pytest_collection_modifyitems(items):
+    """The slowest files first (see SLOW_FIRST)."""
+    rank = {path: i for i, path in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(item.nodeid.split("::", 1)[0], len(rank)))  # stable

@@ -8,7 +8,7 @@ import stat
 from pathlib import Path
 
 from kiosk.staff import verify_pin
-from tests.deploy.conftest import run_script, snapshot
+from tests.deploy.conftest import installed_copy, run_script, snapshot
 
 
 def passwd(root: Path) -> dict[str, list[str]]:
@@ -51,9 +51,10 @@ def test_dry_run_on_the_real_system_lists_the_packages_and_installs_nothing(clon
     assert not Path("/opt/clinic-kiosk/current").exists() or "already installed" in result.stdout
 
 
-def test_install_into_a_fake_root_then_again_changes_nothing(clone, fake_root, fake_python):
-    result = run_script(clone / "deploy/install.sh", "--root", str(fake_root), python=fake_python, input="1357\n")
-    assert result.returncode == 0, result.stdout + result.stderr
+def test_install_into_a_fake_root_then_again_changes_nothing(kiosk_install, clone, tmp_path, fake_python):
+    # The fresh install (shared by the tests that need a kiosk installed).
+    fake_root, result = kiosk_install
+    assert result["returncode"] == 0, result["stdout"] + result["stderr"]
 
     kiosk = passwd(fake_root)["kiosk"]
     uid, gid = int(kiosk[2]), int(kiosk[3])
@@ -90,6 +91,8 @@ def test_install_into_a_fake_root_then_again_changes_nothing(clone, fake_root, f
     cmdline = (fake_root / "boot/firmware/cmdline.txt").read_text()
     assert cmdline.count("consoleblank=0") == 1 and cmdline.count("\n") == 1
 
+    # Again, on a copy of that root (the shared one stays as the install left it).
+    fake_root = installed_copy(kiosk_install, tmp_path / "root")
     before = snapshot(fake_root)
     again = run_script(clone / "deploy/install.sh", "--root", str(fake_root), python=fake_python)
     assert again.returncode == 0, again.stdout + again.stderr
@@ -134,10 +137,10 @@ def test_hub_install_into_a_fake_root(clone, fake_root, fake_python):
     assert (data / "clinic.key").read_bytes() == key
 
 
-def test_read_only_root_puts_kiosk_and_hub_data_and_the_journal_on_the_data_partition(clone, fake_root, fake_python):
+def test_read_only_root_puts_kiosk_and_hub_data_and_the_journal_on_the_data_partition(
+        kiosk_install, clone, tmp_path, fake_python):
+    fake_root = installed_copy(kiosk_install, tmp_path / "root")  # the kiosk installed
     (fake_root / "srv/clinic-data").mkdir(parents=True)
-    assert run_script(clone / "deploy/install.sh", "--root", str(fake_root), python=fake_python,
-                      input="1357\n").returncode == 0
     assert run_script(clone / "deploy/install.sh", "--hub", "--root", str(fake_root),
                       python=fake_python).returncode == 0  # a one-kiosk clinic: the hub on the same Pi
     (fake_root / "var/lib/clinic-kiosk/kiosk.db").write_text("queued visits")

@@ -5,25 +5,24 @@ back; old releases are pruned."""
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
 import pytest
 
-from tests.deploy.conftest import copy_clone, make_fake_python, make_fake_root, run_script
+from tests.deploy.conftest import copy_clone, installed_copy, make_fake_python, run_script
 
 
 @pytest.fixture(scope="module")
-def installed(tmp_path_factory) -> Path:
-    """A fake root with the kiosk installed, shared by the tests here (an
-    install runs the real self-test, which takes a while); each test leaves
-    it running the version it found."""
+def installed(tmp_path_factory, kiosk_install) -> Path:
+    """A fake root with the kiosk installed (a copy of the run's one fresh
+    install: an install runs the real self-test, which takes a while),
+    shared by the tests here; each test leaves it running the version it
+    found."""
     base = tmp_path_factory.mktemp("installed")
-    root, python = make_fake_root(base / "root"), make_fake_python(base / "fake-python")
-    clone = copy_clone(base / "clone")
-    result = run_script(clone / "deploy/install.sh", "--root", str(root), python=python, input="1357\n")
-    assert result.returncode == 0, result.stdout + result.stderr
-    return root
+    make_fake_python(base / "fake-python")
+    return installed_copy(kiosk_install, base / "root")
 
 
 @pytest.fixture
@@ -39,18 +38,25 @@ def releases(root: Path) -> list[str]:
     return sorted(p.name for p in (root / "opt/clinic-kiosk/releases").iterdir())
 
 
-def new_version(tmp_path: Path, name: str, selftest_visit: dict | None = None) -> Path:
-    """A newer checkout; ``selftest_visit`` replaces its self-test visit."""
-    src = copy_clone(tmp_path / name)
+@pytest.fixture
+def new_version(tmp_path, media):
+    """``new_version(name, selftest_visit=None)``: see :func:`_new_version`."""
+    return functools.partial(_new_version, tmp_path, media)
+
+
+def _new_version(tmp_path: Path, media: Path, name: str, selftest_visit: dict | None = None) -> Path:
+    """A newer checkout (its demo media already rendered, as after `make
+    run`); ``selftest_visit`` replaces its self-test visit."""
+    src = copy_clone(tmp_path / name, media=media)
     (src / "VERSION-MARK").write_text(name)
     if selftest_visit is not None:
         (src / "tests/data/selftest.json").write_text(json.dumps(selftest_visit))
     return src
 
 
-def test_update_switches_after_the_self_test_and_rollback_goes_back(installed, tmp_path, fake_python):
+def test_update_switches_after_the_self_test_and_rollback_goes_back(installed, tmp_path, fake_python, new_version):
     first = current(installed)
-    src = new_version(tmp_path, "v2")
+    src = new_version("v2")
     result = run_script(src / "deploy/update.sh", "--root", str(installed), str(src), python=fake_python)
     assert result.returncode == 0, result.stdout + result.stderr
     second = current(installed)
@@ -66,11 +72,11 @@ def test_update_switches_after_the_self_test_and_rollback_goes_back(installed, t
     assert str((installed / "opt/clinic-kiosk/previous").readlink()) == second
 
 
-def test_a_failing_self_test_keeps_the_running_version(installed, tmp_path, fake_python):
+def test_a_failing_self_test_keeps_the_running_version(installed, tmp_path, fake_python, new_version):
     first = current(installed)
     before = releases(installed)
     # The new version's self-test visit lacks required answers, so replay fails.
-    src = new_version(tmp_path, "broken", selftest_visit={"language": "en", "answers": {}})
+    src = new_version("broken", selftest_visit={"language": "en", "answers": {}})
     result = run_script(src / "deploy/update.sh", "--root", str(installed), str(src), python=fake_python)
     assert result.returncode == 1
     line = result.stderr.strip().splitlines()[-1]
@@ -81,10 +87,10 @@ def test_a_failing_self_test_keeps_the_running_version(installed, tmp_path, fake
     assert not (installed / "opt/clinic-kiosk/current/VERSION-MARK").exists()
 
 
-def test_a_failed_install_keeps_the_running_version(installed, tmp_path, fake_python):
+def test_a_failed_install_keeps_the_running_version(installed, tmp_path, fake_python, new_version):
     first = current(installed)
     before = releases(installed)
-    src = new_version(tmp_path, "no-wheels")
+    src = new_version("no-wheels")
     (src / "PIP_FAILS").touch()
     result = run_script(src / "deploy/update.sh", "--root", str(installed), str(src), python=fake_python)
     assert result.returncode == 1
@@ -93,8 +99,8 @@ def test_a_failed_install_keeps_the_running_version(installed, tmp_path, fake_py
     assert current(installed) == first and releases(installed) == before
 
 
-def test_dry_run_update_changes_nothing_and_nothing_installed_says_so(installed, tmp_path, fake_python):
-    src = new_version(tmp_path, "v2")
+def test_dry_run_update_changes_nothing_and_nothing_installed_says_so(installed, tmp_path, fake_python, new_version):
+    src = new_version("v2")
     before = releases(installed), current(installed)
     result = run_script(src / "deploy/update.sh", "--dry-run", "--root", str(installed), str(src), python=fake_python)
     assert result.returncode == 0, result.stderr
@@ -109,12 +115,12 @@ def test_dry_run_update_changes_nothing_and_nothing_installed_says_so(installed,
         "run deploy/install.sh first"
 
 
-def test_hub_update_whose_code_does_not_load_keeps_the_running_hub(tmp_path, fake_root, fake_python, clone):
+def test_hub_update_whose_code_does_not_load_keeps_the_running_hub(tmp_path, fake_root, fake_python, clone, new_version):
     result = run_script(clone / "deploy/install.sh", "--hub", "--root", str(fake_root), python=fake_python)
     assert result.returncode == 0, result.stdout + result.stderr
     link = fake_root / "opt/clinic-hub/current"
     first = str(link.readlink())
-    src = new_version(tmp_path, "hub-broken")
+    src = new_version("hub-broken")
     with (src / "kiosk/hub/cli.py").open("a") as fh:
         fh.write("\ndef broken(:\n")
     result = run_script(src / "deploy/update.sh", "--hub", "--root", str(fake_root), str(src), python=fake_python)
@@ -123,7 +129,7 @@ def test_hub_update_whose_code_does_not_load_keeps_the_running_hub(tmp_path, fak
     assert line.startswith("update.sh: self-test of ") and "SyntaxError" in line, line
     assert str(link.readlink()) == first
 
-    good = new_version(tmp_path, "hub-v2")
+    good = new_version("hub-v2")
     result = run_script(good / "deploy/update.sh", "--hub", "--root", str(fake_root), str(good), python=fake_python)
     assert result.returncode == 0, result.stdout + result.stderr
     assert (link / "VERSION-MARK").read_text() == "hub-v2"

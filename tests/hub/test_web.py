@@ -7,6 +7,7 @@ clinic key, as a kiosk sends them.
 
 import base64
 import datetime as dt
+import functools
 import html
 import json
 import logging
@@ -61,6 +62,13 @@ def enroll_in_repo(repo: HubRepository, name: str, code: str | None = None) -> t
     return repo.finish_enrollment(code_id, name)
 
 
+@functools.cache
+def password_hash() -> str:
+    """The argon2 hash of PASSWORD, made once: hashing is made slow on
+    purpose, and every test here starts with two accounts."""
+    return hash_password(PASSWORD)
+
+
 class Web:
     """The hub app with a kiosk enrolled through the sync API and a browser-
     like client per staff member."""
@@ -71,8 +79,8 @@ class Web:
         private, public = generate_keypair()
         self.sealer = SealedBoxSealer(public)
         self.app = create_app(self.repo, private, "0" * 64, public, StaffSettings(**settings))
-        self.repo.add_user("ana", "staff", hash_password(PASSWORD))
-        self.repo.add_user("boss", "admin", hash_password(PASSWORD))
+        self.repo.add_user("ana", "staff", password_hash())
+        self.repo.add_user("boss", "admin", password_hash())
         api = self.client()
         # The SPAKE2 exchange itself is tested in test_enroll.py; here the
         # kiosk is enrolled by the repository, under a hub-assigned id.
