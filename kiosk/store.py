@@ -278,10 +278,11 @@ class Store:
             return self.db["outbox"].count_where("rejected_at is not null and acked_at is null")
 
     def open_alert_ids(self) -> list[str]:
-        """Alerts raised here that staff have not acknowledged yet, oldest first."""
+        """Alerts raised here that staff have not acknowledged yet, oldest first
+        (in the order raised when two share a timestamp)."""
         with self._lock:
             rows = self.db.execute(
-                "select id from open_alerts where acknowledged_at is null order by raised_at, id"
+                "select id from open_alerts where acknowledged_at is null order by raised_at, rowid"
             ).fetchall()
         return [r[0] for r in rows]
 
