@@ -94,7 +94,12 @@ class Harness:
 
     def start(self) -> "Harness":
         from kivy.base import runTouchApp
+        from kivy.clock import Clock
 
+        # Frames are stepped by hand, so the clock must not also hold each
+        # one to the screen's 60 per second (about 10 ms of sleep a frame,
+        # a fifth of a replay). Kivy's own test fixtures do the same.
+        self._max_fps, Clock._max_fps = Clock._max_fps, 0
         self.app._run_prepare()
         runTouchApp(embedded=True)
         self.frames(5)
@@ -103,9 +108,12 @@ class Harness:
     def stop(self) -> None:
         from kivy.base import stopTouchApp
 
+        from kivy.clock import Clock
+
         self.wait_writes()
         self.app.dispatch("on_stop")
         stopTouchApp()
+        Clock._max_fps = self._max_fps
         for child in list(self.window.children):
             self.window.remove_widget(child)
         from kivy.app import App
