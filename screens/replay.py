@@ -288,15 +288,18 @@ def answer_questions(h: Harness, vf: VisitFile, shot=lambda label: None) -> None
             type_answer(h, item, value)
 
 
-def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime: Runtime | None = None) -> dict:
+def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime: Runtime | None = None,
+                 size=(1280, 800), on_screen=None) -> dict:
     """Taps through ``vf`` in the real UI and submits it like a patient.
 
     Returns the result JSON plus ``intake_id`` and ``screens`` (the number
     of screens shown). An emergency visit ends on the staff screen.
+    ``size`` is the window's; ``on_screen(harness, label)`` is called on
+    every screen as it shows (the tests check layouts with it).
     """
     own_runtime = runtime is None
     runtime = runtime or Runtime.create(config)
-    h = Harness(runtime)
+    h = Harness(runtime, size=size)
     h.app.source = "replay"
     h.app.use_gpio = False
     h.start()
@@ -304,6 +307,8 @@ def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime:
 
     def shot(label):
         nonlocal shots
+        if on_screen is not None:
+            on_screen(h, label)
         if screenshots:
             shots += 1
             h.screenshot(screenshots, f"{shots:02d}-{label}")

@@ -267,7 +267,37 @@ def test_playing_video_holds_the_visit_and_reset_follows_the_end(cfg, runtime):
         h.stop()
 
 
-def test_spanish_every_screen_and_question(tmp_path, cfg, runtime):
+def overlapping_controls(h):
+    """Pairs of things on screen that a patient reads or taps and that lie on
+    top of each other (by more than a pixel), named by their text."""
+    from kivy.uix.label import Label
+    from kivy.uix.scrollview import ScrollView
+
+    def visible(w):
+        while w is not None and w is not h.window:
+            if w.opacity == 0 or isinstance(w.parent, ScrollView) or isinstance(getattr(w.parent, "parent", None), ScrollView):
+                return False
+            w = w.parent
+        return True
+
+    shown = [w for w in h.app.root.walk(restrict=True)
+             if isinstance(w, Label) and w.text.strip() and w.get_root_window() is not None and visible(w)]
+    boxes = []
+    for w in shown:
+        (x0, y0), (x1, y1) = w.to_window(w.x, w.y), w.to_window(w.right, w.top)
+        if isinstance(w, type(h.app.root.ids.large_text)):  # a button: all of it
+            boxes.append((w.text, x0, y0, x1, y1))
+        else:  # a label: the lines of text it holds, centred in its height
+            tw, th = w.texture_size
+            cy = (y0 + y1) / 2
+            boxes.append((w.text, x0, cy - th / 2, x0 + min(tw, x1 - x0), cy + th / 2))
+    return [(a[0][:30], b[0][:30]) for i, a in enumerate(boxes) for b in boxes[i + 1:]
+            if min(a[3], b[3]) - max(a[1], b[1]) > 1 and min(a[4], b[4]) - max(a[2], b[2]) > 1]
+
+
+def test_spanish_every_screen_and_question_on_a_1024x600_monitor(tmp_path, cfg, runtime):
+    # Spanish runs longest, and 1024x600 is the smallest monitor deploy/README
+    # lists: nothing a patient reads or taps may lie on top of another.
     from screens.i18n import Translator, used_msgids
     from screens.replay import replay_visit
 
@@ -276,7 +306,16 @@ def test_spanish_every_screen_and_question(tmp_path, cfg, runtime):
     visit = negative_visit(**{"given-name": "Lucía", "ci-pregnant": True})
     visit["language"] = "es"
     shots = tmp_path / "es"
-    out = replay_visit(cfg, visit_file(tmp_path, visit, runtime.pack), screenshots=str(shots), runtime=runtime)
+    crowded = {}
+
+    def check(h, label):
+        found = overlapping_controls(h)
+        if found:
+            crowded[label] = found
+
+    out = replay_visit(cfg, visit_file(tmp_path, visit, runtime.pack), screenshots=str(shots), runtime=runtime,
+                       size=(1024, 600), on_screen=check)
+    assert crowded == {}
     assert out["tier"] == "caution"
     names = sorted(p.name for p in shots.glob("*.png"))
     assert any("rf-saddle" in n for n in names) and names[-1].endswith("thanks.png")
