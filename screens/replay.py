@@ -113,7 +113,7 @@ class Harness:
         self.wait_writes()
         self.app.dispatch("on_stop")
         stopTouchApp()
-        Clock._max_fps = self._max_fps
+        Clock._max_fps = getattr(self, "_max_fps", Clock._max_fps)
         for child in list(self.window.children):
             self.window.remove_widget(child)
         from kivy.app import App
