@@ -32,10 +32,12 @@ class Runtime:
     def create(cls, config: config_mod.Config, sealer: Sealer | None = None, pack: Pack | None = None,
                catalogue=None) -> "Runtime":
         """Loads the pack and the media catalogue (unless given ones already
-        loaded) and opens the store; raises PackError or NotEnrolled before
-        anything is shown."""
+        loaded) and prepares the store; raises PackError or NotEnrolled before
+        anything is shown. The database itself opens on first use: the kiosk
+        app opens it on its writer thread just after its first frame, and a
+        database that cannot be opened then puts the kiosk out of order."""
         pack = pack or load_pack(config.kiosk.content_pack or None)
-        store = Store.open(config.database_path, sealer or sealer_for(config))
+        store = Store.opened_later(config.database_path, sealer or sealer_for(config))
         bus = AlertBus([StoreChannel(store), LogChannel()])
         return cls(config, pack, store, bus, catalogue if catalogue is not None else load_media(config))
 

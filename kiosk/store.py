@@ -19,20 +19,18 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import json
 import sqlite3
 import threading
 import uuid
 from pathlib import Path
-from typing import Iterator, Protocol
+from typing import TYPE_CHECKING, Iterator, Protocol
 
-import sqlite_utils
-from sqlite_utils.migrations import Migrations
-
-MIGRATIONS = Migrations("clinic-kiosk")
+if TYPE_CHECKING:
+    import sqlite_utils
 
 
-@MIGRATIONS()
 def m001_outbox(db: sqlite_utils.Database) -> None:
     db["outbox"].create(
         {
@@ -51,7 +49,6 @@ def m001_outbox(db: sqlite_utils.Database) -> None:
     db["outbox"].create_index(["acked_at", "priority", "created_at"])
 
 
-@MIGRATIONS()
 def m002_kiosk_state(db: sqlite_utils.Database) -> None:
     # Small key/value facts about the device (last sync, enrollment), never
     # patient data.
@@ -91,6 +88,8 @@ def open_database(path: str | Path) -> sqlite_utils.Database:
     The connection may be used from one thread at a time; :class:`Store`
     serialises access with a lock so the UI never writes directly.
     """
+    import sqlite_utils  # here: importing it takes a tenth of the kiosk's start-up
+
     if str(path) == ":memory:":
         conn = sqlite3.connect(":memory:", check_same_thread=False)
     else:
@@ -104,7 +103,7 @@ def open_database(path: str | Path) -> sqlite_utils.Database:
         db.enable_wal()
     db.execute("PRAGMA synchronous=FULL")
     db.execute("PRAGMA foreign_keys=ON")
-    MIGRATIONS.apply(db)
+    migrations().apply(db)
     if str(path) != ":memory:":
         try:
             Path(path).chmod(0o600)
@@ -117,14 +116,37 @@ class Store:
     """The kiosk's records. Thread-safe: the UI hands writes to a worker
     thread, the sync worker reads and acknowledges from its own."""
 
-    def __init__(self, db: sqlite_utils.Database, sealer: Sealer | None = None):
-        self.db = db
+    def __init__(self, db: sqlite_utils.Database | None, sealer: Sealer | None = None, path: str | Path | None = None):
+        self._db = db
+        self._path = path
+        self._closed = False
         self.sealer: Sealer = sealer or PlainSealer()
         self._lock = threading.RLock()
 
     @classmethod
     def open(cls, path: str | Path, sealer: Sealer | None = None) -> "Store":
         return cls(open_database(path), sealer)
+
+    @classmethod
+    def opened_later(cls, path: str | Path, sealer: Sealer | None = None) -> "Store":
+        """A store whose database opens on first use (or :meth:`open_now`),
+        on whichever thread that is: the kiosk opens it on its writer thread
+        just after the first frame, not on the UI thread before it."""
+        return cls(None, sealer, path)
+
+    @property
+    def db(self) -> sqlite_utils.Database:
+        with self._lock:
+            if self._db is None:
+                if self._closed:
+                    raise sqlite3.ProgrammingError("Cannot operate on a closed database.")
+                self._db = open_database(self._path)
+            return self._db
+
+    def open_now(self) -> None:
+        """Opens the database if it is not open yet; raises what opening
+        raises (a corrupt file, a full or read-only disk)."""
+        self.db  # noqa: B018  (the property opens it)
 
     def add(self, kind: str, payload: dict, record_id: str | None = None) -> str:
         """Seals ``payload`` and commits it as one record; returns its id.
@@ -310,14 +332,15 @@ class Store:
 
     def close(self) -> None:
         with self._lock:
-            self.db.close()
+            self._closed = True
+            if self._db is not None:
+                self._db.close()
 
 
 def _marks(ids) -> str:
     return ", ".join("?" for _ in ids)
 
 
-@MIGRATIONS()
 def m003_outbox_rejected(db: sqlite_utils.Database) -> None:
     # A record the hub refused for good (same id, other content; a body that
     # does not open) is set aside rather than resent forever or deleted: it
@@ -325,10 +348,21 @@ def m003_outbox_rejected(db: sqlite_utils.Database) -> None:
     db["outbox"].add_column("rejected_at", str)
 
 
-@MIGRATIONS()
 def m004_open_alerts(db: sqlite_utils.Database) -> None:
     # Alerts raised on this kiosk and whether staff acknowledged them (ids
     # and times only, never patient data).
     db["open_alerts"].create(
         {"id": str, "kind": str, "raised_at": str, "acknowledged_at": str}, pk="id", not_null={"kind", "raised_at"}
     )
+
+
+@functools.cache
+def migrations():
+    """The kiosk database's migrations (sqlite-utils), in order; built on
+    first use so that importing this module does not import sqlite-utils."""
+    from sqlite_utils.migrations import Migrations
+
+    steps = Migrations("clinic-kiosk")
+    for step in (m001_outbox, m002_kiosk_state, m003_outbox_rejected, m004_open_alerts):
+        steps()(step)
+    return steps

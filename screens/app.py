@@ -84,6 +84,9 @@ class KioskApp(ServiceApp, App):
     font_scale = NumericProperty(1.0)
     catalogue = ObjectProperty(None, allownone=True)
     pending_writes = NumericProperty(0)
+    #: The problems that put the kiosk out of order after it started (a
+    #: database that cannot be opened); empty while it works.
+    out_of_order: tuple[str, ...] = ()
     #: (code, name in that language) of every language offered.
     languages = ListProperty([])
 
@@ -162,8 +165,48 @@ class KioskApp(ServiceApp, App):
             Window.show_cursor = True
         self._idle_event = Clock.schedule_interval(self._idle_tick, 0.5)
         self.start_service_notify()
-        # the welcome screen should not wait for GPIO
+        # the welcome screen waits neither for the database nor for GPIO
+        # nor for the first sync with the hub
+        self.after_first_frame(self.open_store)
         self.after_first_frame(self.start_call_panel)
+        if self.runtime.sync is not None:
+            self.after_first_frame(self.runtime.sync.start)
+
+    def open_store(self):
+        """Opens the database on the writer thread, ahead of any record it
+        will write. One that cannot be opened (a corrupt file, a full disk)
+        puts the kiosk out of order, as a broken configuration does."""
+        path = self.config_.database_path
+
+        def done(future):
+            exc = future.exception()
+            if exc is not None:
+                # The exception's type and text only: opening fails before
+                # any record is read, so no patient data can be in it.
+                problem = (f"{self.config_.source}:kiosk.data_dir: cannot open the database {path} "
+                           f"({type(exc).__name__}: {exc})")
+                self.session.deliver(lambda: self.show_out_of_order([problem]))
+
+        self.session.writer.submit(self.runtime.store.open_now).add_done_callback(done)
+
+    def show_out_of_order(self, problems: list[str]):
+        """Replaces everything on screen with the calm out-of-order note, logs
+        each problem once and says so in the systemd status line."""
+        from kivy.core.window import Window
+
+        from .outoforder import view_for
+
+        for line in problems:
+            log.error("out of order: %s", line)
+        if self.notifier is not None:
+            self.notifier.status("out of order: " + problems[0])
+        if self._idle_event is not None:
+            self._idle_event.cancel()
+        if self.sm.current_screen is not None:
+            self.sm.current_screen.deactivate()
+        self.out_of_order = tuple(problems)
+        Window.remove_widget(self.root)
+        Window.add_widget(view_for(self.translator, [code for code, _name in self.languages]))
 
     def start_call_panel(self):
         """The GPIO call button and lights. Its callbacks come on gpiozero's
@@ -417,7 +460,8 @@ class KioskApp(ServiceApp, App):
 
 
 def run_kiosk(runtime: Runtime, windowed: bool = False) -> None:
-    """``clinic-kiosk run``: the app, with the sync worker in the background."""
+    """``clinic-kiosk run``: the app, with the sync worker in the background
+    (started once the first frame is drawn, like the database and GPIO)."""
     from kiosk.sync import SyncWorker
 
     config = runtime.config
@@ -427,7 +471,6 @@ def run_kiosk(runtime: Runtime, windowed: bool = False) -> None:
     # the pack is already loaded, so the worker need not load it again.
     runtime.sync = SyncWorker(config, on_acknowledged=app.staff_acknowledged,
                               content_version=runtime.pack.content_version)
-    runtime.sync.start()
     try:
         app.run()
     finally:

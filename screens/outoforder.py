@@ -50,16 +50,11 @@ class OutOfOrderApp(ServiceApp, App):
 
     def message_in(self, lang: str) -> str:
         """What the screen says in one of the clinic's languages."""
-        def t(msgid):
-            return self.translator.get(msgid, lang)
-
-        return t("Sorry, this kiosk is out of order.") + "\n" + t("Staff have been told. Please ask at the front desk.")
+        return message_in(self.translator, lang)
 
     def build(self):
         self.title = "Clinic kiosk"
-        view = OutOfOrderView()
-        view.message = "\n\n".join(self.message_in(lang) for lang in dict.fromkeys(self.languages))
-        return view
+        return view_for(self.translator, self.languages)
 
     def on_start(self):
         from kivy.core.window import Window
@@ -73,6 +68,21 @@ class OutOfOrderApp(ServiceApp, App):
 
     def on_stop(self):
         self.stop_service_notify()
+
+
+def message_in(translator: Translator, lang: str) -> str:
+    """What the out-of-order screen says in one language."""
+    def t(msgid):
+        return translator.get(msgid, lang)
+
+    return t("Sorry, this kiosk is out of order.") + "\n" + t("Staff have been told. Please ask at the front desk.")
+
+
+def view_for(translator: Translator, languages) -> OutOfOrderView:
+    """The out-of-order screen in each of ``languages``."""
+    view = OutOfOrderView()
+    view.message = "\n\n".join(message_in(translator, lang) for lang in dict.fromkeys(languages))
+    return view
 
 
 def run_out_of_order(problems: list[str], languages=("en", "es"), windowed: bool = False, display=None) -> None:

@@ -132,6 +132,32 @@ def test_review_lists_every_answer_and_a_tap_on_any_row_goes_back_to_it(tmp_path
         h.stop()
 
 
+def test_a_database_that_cannot_be_opened_puts_the_kiosk_out_of_order_just_after_the_first_frame(cfg, caplog):
+    # The database opens on the writer thread once the welcome screen is up;
+    # a corrupt one must still stop the kiosk before any patient can start.
+    from screens.replay import Harness
+
+    cfg.database_path.write_bytes(b"this is not a database, " * 200)
+    runtime = Runtime.create(cfg)  # does not open it
+    h = Harness(runtime).start()
+    try:
+        for _ in range(400):
+            if h.app.out_of_order:
+                break
+            h.frames(1)
+            time.sleep(0.005)
+        assert len(h.app.out_of_order) == 1
+        assert h.app.out_of_order[0].startswith(f"{cfg.source}:kiosk.data_dir: cannot open the database")
+        h.frames(2)
+        shown = all_text(h.window)
+        assert "Sorry, this kiosk is out of order." in shown and "Start" not in shown
+        assert any("out of order: " in r.getMessage() and "cannot open the database" in r.getMessage()
+                   for r in caplog.records)
+    finally:
+        h.stop()
+        runtime.close()
+
+
 def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tmp_path, cfg, runtime):
     from screens.replay import Harness
 
