@@ -2,7 +2,8 @@
 
 When the configuration, the content pack or the media cannot be used, or
 the data folder cannot be written, ``clinic-kiosk run`` shows this instead of
-the intake and keeps running: it logs the problem once as a
+the intake (and the kiosk app itself switches to it when its database will
+not open, just after start) and keeps running: it logs the problem once as a
 ``path:location: message`` line (in the journal, for staff), tells systemd
 it is ready and keeps feeding the watchdog, so systemd does not restart it
 every few seconds. A patient sees only a calm note in the clinic's
