@@ -81,6 +81,13 @@ def utcnow() -> str:
     return dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds")
 
 
+#: One opening at a time in this process: the writer thread and the sync
+#: worker open their connections at about the same moment after the first
+#: frame, and two connections creating the tables or switching to WAL at once
+#: fail with "database is locked" instead of waiting.
+_OPENING = threading.Lock()
+
+
 def open_database(path: str | Path) -> sqlite_utils.Database:
     """Opens (creating if needed) the kiosk database with durable settings and
     applies pending migrations.
@@ -88,6 +95,11 @@ def open_database(path: str | Path) -> sqlite_utils.Database:
     The connection may be used from one thread at a time; :class:`Store`
     serialises access with a lock so the UI never writes directly.
     """
+    with _OPENING:
+        return _open_database(path)
+
+
+def _open_database(path: str | Path) -> sqlite_utils.Database:
     import sqlite_utils  # here: importing it takes a tenth of the kiosk's start-up
 
     if str(path) == ":memory:":

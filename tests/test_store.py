@@ -95,3 +95,32 @@ def test_a_record_is_set_aside_after_the_allowed_failures(tmp_path):
     assert [r["id"] for r in store.sync_pending()] == [other]
     assert store.rejected_count() == 1
     store.close()
+
+
+def test_threads_opening_a_new_database_at_once_all_succeed(tmp_path):
+    # After the first frame the writer thread and the sync worker open the
+    # database at about the same moment; on a first start both would create
+    # the tables. Several rounds, because the clash depends on timing.
+    import threading
+
+    for n in range(10):
+        path = tmp_path / f"kiosk-{n}.db"
+        errors = []
+
+        def open_and_write():
+            try:
+                store = Store.open(path)
+                store.add("visit", {"n": 1})
+                store.close()
+            except Exception as exc:  # noqa: BLE001  (any failure fails the test below)
+                errors.append(repr(exc))
+
+        threads = [threading.Thread(target=open_and_write) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == []
+        store = Store.open(path)
+        assert store.depth() == 4
+        store.close()
