@@ -331,20 +331,20 @@ def playable(videos: list[str | Path], timeout: float = CHECK_TIMEOUT,
     if not todo:
         return results
     command = [python or sys.executable, "-m", "kiosk.media", "--probe", *todo]
+    found: dict = {}
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, check=False)
-        found = json.loads(done.stdout) if done.returncode == 0 else {}
     except subprocess.TimeoutExpired:
-        done, found = None, {}
-    except json.JSONDecodeError:
-        found = {}
+        why = f"the check took longer than {timeout:g} s"
+    else:
+        why = f"the checker stopped (exit status {done.returncode})"
+        if done.returncode == 0:
+            try:
+                found = json.loads(done.stdout)
+            except json.JSONDecodeError:
+                why = "the checker's answer could not be read"
     for video in todo:
-        if video in found:
-            results[video] = found[video]
-        elif done is None:
-            results[video] = f"{video}: not checked: the check took longer than {timeout:g} s"
-        else:
-            results[video] = f"{video}: not checked: the checker stopped (exit status {done.returncode})"
+        results[video] = found[video] if video in found else f"{video}: not checked: {why}"
     return results
 
 
