@@ -107,7 +107,6 @@ class Harness:
 
     def stop(self) -> None:
         from kivy.base import stopTouchApp
-
         from kivy.clock import Clock
 
         self.wait_writes()

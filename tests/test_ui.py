@@ -299,9 +299,12 @@ def overlapping_controls(h):
     from kivy.uix.label import Label
     from kivy.uix.scrollview import ScrollView
 
+    from screens.widgets import KButton
+
     def visible(w):
+        """Not hidden, and not in a scrolling list (which clips what it holds)."""
         while w is not None and w is not h.window:
-            if w.opacity == 0 or isinstance(w.parent, ScrollView) or isinstance(getattr(w.parent, "parent", None), ScrollView):
+            if w.opacity == 0 or isinstance(w.parent, ScrollView):
                 return False
             w = w.parent
         return True
@@ -311,7 +314,7 @@ def overlapping_controls(h):
     boxes = []
     for w in shown:
         (x0, y0), (x1, y1) = w.to_window(w.x, w.y), w.to_window(w.right, w.top)
-        if isinstance(w, type(h.app.root.ids.large_text)):  # a button: all of it
+        if isinstance(w, KButton):  # a button: all of it
             boxes.append((w.text, x0, y0, x1, y1))
         else:  # a label: the lines of text it holds, centred in its height
             tw, th = w.texture_size
