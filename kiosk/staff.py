@@ -41,8 +41,15 @@ def verify_pin(pin: str, stored: str) -> bool:
 @dataclass
 class PinGuard:
     """Checks PINs and locks out after ``max_failures`` wrong ones (pure:
-    the caller passes the time). An empty ``stored_hash`` stands for the
-    demo PIN."""
+    the caller passes the time).
+
+    An empty or blank ``stored_hash`` is no PIN at all: nothing opens the
+    pad. It never stands for the demo PIN, which the README publishes;
+    ``make run`` writes a real hash of it into its own configuration.
+
+    >>> PinGuard.from_config("  ").check(DEMO_PIN, now=0.0)
+    False
+    """
 
     stored_hash: str
     max_failures: int = 5
@@ -52,18 +59,19 @@ class PinGuard:
 
     @classmethod
     def from_config(cls, pin_hash: str) -> "PinGuard":
-        return cls(pin_hash or "")
+        return cls((pin_hash or "").strip())
+
+    @property
+    def configured(self) -> bool:
+        """Whether a PIN is set at all (the staff pad says so when not)."""
+        return bool(self.stored_hash)
 
     def locked(self, now: float) -> bool:
         return now < self.locked_until
 
     def check(self, pin: str, now: float) -> bool:
-        if self.locked(now):
+        if self.locked(now) or not self.stored_hash:
             return False
-        if not self.stored_hash:
-            # The demo PIN is hashed when first checked, not at start-up:
-            # scrypt is slow on purpose and the first frame should not wait.
-            self.stored_hash = hash_pin(DEMO_PIN)
         if verify_pin(pin, self.stored_hash):
             self.failures = 0
             return True

@@ -33,7 +33,9 @@ class StaffScreen(KioskScreen):
     def check(self):
         app = self.app
         guard = app.pin_guard
-        if guard.locked(app.now()):
+        if not guard.configured:
+            self.message = app.t("No staff PIN is set on this kiosk. Set one with clinic-kiosk set-pin.")
+        elif guard.locked(app.now()):
             self.message = app.t("Too many wrong PINs. Please wait a few minutes.")
         elif guard.check(self.entered, app.now()):
             self.unlocked = True
