@@ -22,9 +22,11 @@ media: $(STAMP)
 run: $(STAMP) media
 	$(PY) -m kiosk.demo
 
+# Every tool the tests need is installed first, so a missing one is a
+# failure naming it (tests/tools.py), never a silent skip.
 test: $(STAMP)
 	bash tests/system-deps.sh
-	$(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
+	CLINIC_KIOSK_REQUIRE_TOOLS=1 $(PY) -m pytest -n auto --dist loadfile --no-loadscope-reorder
 
 # The project's bytecode is compiled first, as deploy/ does for a release:
 # a kiosk never compiles its own code at start.

@@ -15,18 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.hub.conftest import db_url, pg_cluster, sqlite_url  # noqa: F401  (fixtures)
-
-
-def require_tool(name: str, package: str) -> str:
-    """The path of ``name``; under CI a missing tool fails the test (a check
-    that silently does not run is worse than none), elsewhere it skips."""
-    path = shutil.which(name)
-    if path:
-        return path
-    message = f"{name} not found: install it with `apt-get install {package}` (tests/system-deps.sh does)"
-    if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-        pytest.fail(message)
-    pytest.skip(message)
+from tests.tools import require_tool  # noqa: F401  (used by the deploy tests)
 
 
 REPO = Path(__file__).resolve().parents[2]

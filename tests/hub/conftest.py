@@ -29,6 +29,7 @@ from kiosk.config import Config
 from kiosk.hub import cli as hub_cli
 from kiosk.hub.db import HubRepository, open_backend
 from kiosk.sync import enroll_command
+from tests.tools import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PG_BINS = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
@@ -116,13 +117,20 @@ class PgCluster:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{name}"
 
 
+def require_postgres() -> None:
+    """A PostgreSQL server this suite can start, or a failure naming what
+    is missing (a skip only outside CI and ``make test``)."""
+    if not PG_BINS:
+        missing("PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin/initdb): "
+                "install them with `apt-get install postgresql` (tests/system-deps.sh does)")
+    if os.geteuid() == 0 and (shutil.which("runuser") is None or not _has_user("postgres")):
+        missing("running as root needs `runuser` and the `postgres` user to start PostgreSQL: "
+                "`apt-get install postgresql` creates the user (tests/system-deps.sh does)")
+
+
 @pytest.fixture(scope="session")
 def pg_cluster():
-    if not PG_BINS:
-        pytest.skip("PostgreSQL server binaries not installed (/usr/lib/postgresql/*/bin/initdb); "
-                    "`apt-get install postgresql` (as .ci/run does) to run these")
-    if os.geteuid() == 0 and (shutil.which("runuser") is None or not _has_user("postgres")):
-        pytest.skip("running as root needs `runuser` and the `postgres` user to start PostgreSQL")
+    require_postgres()
     cluster = PgCluster()
     try:
         cluster.start()

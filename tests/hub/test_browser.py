@@ -16,15 +16,16 @@ import json
 import os
 
 import pytest
+from playwright import sync_api as playwright_api
 
 from .browser import KioskSide, NoChromium, chromium_path, launch, log_in, wait_until
 from .conftest import REPO_ROOT, enroll_kiosk
+from tests.tools import missing
 
 PASSWORD = "front desk 2468"
 #: Where the screenshots go: the README's pictures with UPDATE_DOCS=1, else
 #: a folder of the test run's own (a test run never rewrites tracked files).
 DOCS = REPO_ROOT / "docs" if os.environ.get("UPDATE_DOCS") else None
-playwright_api = pytest.importorskip("playwright.sync_api")
 
 
 @pytest.fixture(scope="module")
@@ -32,9 +33,7 @@ def chromium():
     try:
         chromium_path()
     except NoChromium as exc:
-        if os.environ.get("CI"):
-            pytest.fail(str(exc))
-        pytest.skip(str(exc))
+        missing(str(exc))
     with playwright_api.sync_playwright() as p:
         browser = launch(p)
         yield browser

@@ -11,7 +11,6 @@ import hashlib
 import io
 import json
 import re
-import shutil
 import subprocess
 
 import pytest
@@ -24,6 +23,7 @@ from kiosk.hub.export import pdf as pdf_export
 from kiosk.hub.export import table
 
 from .intakes import QUESTIONNAIRE, intake, store
+from tests.tools import require_tool
 
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
@@ -373,8 +373,15 @@ def test_one_bad_stored_value_never_breaks_an_export(repo, fmt):
 # -- PDF ------------------------------------------------------------------------
 
 
-needs_poppler = pytest.mark.skipif(shutil.which("pdftotext") is None,
-                                   reason="poppler-utils (pdftotext, pdftoppm) not installed")
+@pytest.fixture
+def poppler():
+    """pdftotext and pdftoppm read the PDFs back; missing, they fail the run
+    under CI and ``make test`` (tests/tools.py)."""
+    for tool in ("pdftotext", "pdftoppm"):
+        require_tool(tool, "poppler-utils")
+
+
+needs_poppler = pytest.mark.usefixtures("poppler")
 
 
 @needs_poppler

@@ -19,7 +19,7 @@ def api(hub, kiosk):
 @pytest.mark.parametrize("db_url", ["sqlite"], indirect=True)
 def test_generated_requests_never_cause_a_server_error(hub, api):
     """A bounded schemathesis run over /openapi.json, with and without a token."""
-    schemathesis = pytest.importorskip("schemathesis")
+    import schemathesis  # a test dependency (pyproject.toml [test]): never skipped
     from hypothesis import HealthCheck, given, settings
 
     with warnings.catch_warnings():
