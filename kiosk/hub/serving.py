@@ -9,6 +9,13 @@ arrive whole (head and body) within ``request_deadline_s`` of the
 connection being made, or of the previous answer, else the connection is
 closed. A slow or idle client then costs the hub a few seconds, not a slot
 for ever; and one address may hold at most ``MAX_PER_CLIENT`` connections.
+
+Refused and timed-out connections are aborted, not closed politely: a polite
+TLS close waits for the peer's close_notify (up to 30 s, asyncio's shutdown
+timeout), and all that while the connection still counts against
+``limit_concurrency``. An attacker who never answers would keep every slot
+full by reconnecting. Aborting frees the slot at once, so a few machines
+flooding the hub leave room for staff and kiosks.
 """
 
 from __future__ import annotations
@@ -26,9 +33,10 @@ KEEP_ALIVE_S = 5
 MAX_HEAD_BYTES = 16 * 1024
 #: Seconds a client has to send a whole request.
 REQUEST_DEADLINE_S = 10.0
-#: Most connections open at once from one address (a kiosk needs one), so a
-#: single machine cannot take every slot of ``LIMIT_CONCURRENCY``.
-MAX_PER_CLIENT = 32
+#: Most connections open at once from one address (a kiosk needs one, a
+#: browser at most six), so even four flooding machines leave half of
+#: ``LIMIT_CONCURRENCY`` for everyone else.
+MAX_PER_CLIENT = 16
 
 
 class DeadlineProtocol(H11Protocol):
@@ -46,7 +54,7 @@ class DeadlineProtocol(H11Protocol):
         self._host = self.client[0] if self.client else ""
         self._per_client[self._host] += 1
         if self._per_client[self._host] > self.max_per_client:
-            transport.close()
+            transport.abort()  # frees the slot now: see the module's docstring
             return
         self._arm()
 
@@ -80,7 +88,7 @@ class DeadlineProtocol(H11Protocol):
         if waiting_for_head or waiting_for_body:
             if cycle is not None and not cycle.response_complete:
                 cycle.disconnected = True
-            self.transport.close()
+            self.transport.abort()
 
 
 def protocol_class(request_deadline_s: float = REQUEST_DEADLINE_S) -> type[DeadlineProtocol]:

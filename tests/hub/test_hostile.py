@@ -252,3 +252,60 @@ def test_one_address_cannot_take_every_connection(tmp_path, sqlite_url):
         for s in socks:
             s.close()
         hub.kill()
+
+
+def tls_connect_from(hub, source: str, timeout: float = 5) -> ssl.SSLSocket | None:
+    """A TLS connection to the hub from the loopback address ``source``
+    (Linux routes all of 127.0.0.0/8 to lo), or None if the hub refused it."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    raw = socket.create_connection(("127.0.0.1", hub.port), timeout=timeout, source_address=(source, 0))
+    try:
+        return ctx.wrap_socket(raw)
+    except (ssl.SSLError, OSError):
+        raw.close()
+        return None
+
+
+def probe(hub) -> list[int]:
+    """What a staff browser and a kiosk get from 127.0.0.1 right now: the
+    login page and the health check, each on a new connection."""
+    statuses = []
+    for path in ("/login", "/v1/health"):
+        try:
+            statuses.append(httpx.get(hub.url + path, verify=False, timeout=5).status_code)
+        except httpx.HTTPError:
+            statuses.append(0)
+    return statuses
+
+
+@pytest.mark.parametrize("attackers", [1, 4])
+def test_a_flood_of_idle_tls_connections_from_other_machines_does_not_lock_staff_out(tmp_path, sqlite_url, attackers):
+    """Each attacking address opens 200 connections that finish TLS and then
+    send nothing, twice over; staff and kiosks on another address are served
+    throughout. The hub's deadline is long (60 s), so only freeing refused
+    connections at once can keep the slots free."""
+    hub = Hub(tmp_path / "hub-data", sqlite_url, serve_args=("--request-timeout", "60"))
+    hub.start()
+    held: list[ssl.SSLSocket] = []
+    seen: list[list[int]] = []
+    try:
+        for _wave in range(2):  # the attacker comes back: bounded, two waves
+            for n in range(attackers):
+                source = f"127.0.0.{2 + n}"
+                for _ in range(200):
+                    sock = tls_connect_from(hub, source)
+                    if sock is not None:
+                        held.append(sock)  # never read, never closed: no close_notify back
+            for _ in range(3):
+                seen.append(probe(hub))
+                time.sleep(0.2)
+        assert all(s == [200, 200] for s in seen), f"staff/kiosk answers during the flood: {seen}"
+    finally:
+        for s in held:
+            try:
+                s.close()
+            except OSError:
+                pass
+        hub.kill()
