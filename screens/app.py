@@ -400,6 +400,7 @@ class KioskApp(ServiceApp, App):
         self.large_text = self.config_.kiosk.large_text
         self.dismiss_idle_dialog()
         self.go("welcome")
+        self._swap_content()
 
     def wipe_screens(self):
         for screen in self.sm.screens:
