@@ -506,6 +506,8 @@ class SyncWorker:
             return
         current = content.current()
         if current is not None and current["sha256"] == offer.sha256:
+            if self.store.get_state(STATE_CONTENT_ERROR):
+                self.store.set_state(STATE_CONTENT_ERROR, "")  # e.g. rolled back to what it has
             return
         try:
             data = transport.fetch(offer.url, MAX_BUNDLE_BYTES)

@@ -141,7 +141,9 @@ def read_upload(filename: str, data: bytes) -> tuple[str, dict[str, bytes]]:
         raise ContentError(f"{where}:1: not a .zip of a pack folder nor a Questionnaire .json")
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
-        infos = [i for i in archive.infolist() if not i.is_dir()]
+        # Folders, and what a Mac's "Compress" adds beside the files, are not the pack's.
+        infos = [i for i in archive.infolist() if not i.is_dir() and not i.filename.startswith("__MACOSX/")
+                 and PurePosixPath(i.filename).name != ".DS_Store"]
         if len(infos) > MAX_FILES:
             raise ContentError(f"{where}:1: more than {MAX_FILES} files")
         total = 0
