@@ -217,3 +217,33 @@ def test_a_single_questionnaire_file_is_a_version_too(sqlite_hub, admin):
     r = admin.upload(path.name, path.read_bytes())
     assert r.status_code == 200, r.text
     assert "Checked and kept as" in r.text
+
+
+def test_a_kiosk_enrolled_before_content_signing_takes_the_key_over_the_pinned_connection(sqlite_hub, admin,
+                                                                                          tmp_path):
+    cfg = enroll_kiosk(sqlite_hub, tmp_path / "kiosk")
+    key_file = Path(cfg.data_path) / "content-key.pub"
+    enrolled_key = key_file.read_text()
+    key_file.unlink()  # as a kiosk paired with a hub that had no content key yet
+    assert admin.upload("mypack.zip", pack_zip(tmp_path)).status_code == 200
+    admin.publish("default@2.0.0-test")
+    worker = SyncWorker(cfg)
+    try:
+        assert worker.drain().reachable
+        assert key_file.read_text() == enrolled_key
+        assert worker.content_version == "default@2.0.0-test"
+        assert ContentStore(cfg.data_path).current()["version"] == "default@2.0.0-test"
+    finally:
+        worker.close()
+
+
+def test_a_selftest_visit_that_does_not_fit_the_pack_is_refused_at_upload(sqlite_hub, admin, tmp_path):
+    def add_selftest(folder: Path) -> None:
+        (folder / "selftest.json").write_text(json.dumps({"language": "en", "answers": {"pain-now": 4}}))
+
+    r = admin.upload("mypack.zip", pack_zip(tmp_path, edit=add_selftest))
+    assert r.status_code == 422 and "selftest.json" in r.text
+    good = json.loads((Path(__file__).parents[1] / "data" / "selftest.json").read_text())
+    r = admin.upload("mypack.zip", pack_zip(tmp_path / "ok", version="2.0.1-test",
+                                            edit=lambda f: (f / "selftest.json").write_text(json.dumps(good))))
+    assert r.status_code == 200, r.text
