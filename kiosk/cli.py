@@ -163,10 +163,11 @@ def cli(ctx, config_path, data_dir):
 
 
 def pack_or_exit(cfg):
-    from .pack import PackError, load_pack
+    from .content import load_current_pack
+    from .pack import PackError
 
     try:
-        return load_pack(cfg.kiosk.content_pack or None)
+        return load_current_pack(cfg)
     except PackError as exc:
         fail_lines(exc.problems)
 

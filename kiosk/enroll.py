@@ -97,7 +97,7 @@ def enroll(config, url: str, code: str) -> dict:
             except Exception:  # spake2 raises unrelated types for a bad message
                 raise EnrollError(_NOT_THE_HUB) from None
             transcript = p.enroll_transcript(code_id, name, msg_kiosk, challenge.spake2, fingerprint,
-                                             challenge.public_key)
+                                             challenge.public_key, challenge.content_key)
             if not hmac.compare_digest(challenge.confirm, p.enroll_mac(key, "hub", transcript)):
                 raise EnrollError(_NOT_THE_HUB)
             body = _enroll_post(client, p.ENROLL_FINISH_PATH,
@@ -130,6 +130,14 @@ def enroll(config, url: str, code: str) -> dict:
     data.chmod(0o700)
     write_secret_file(data / HUB_CERT_FILE, cert_pem)
     write_secret_file(data / ENROLLMENT_FILE, json.dumps(info, indent=2) + "\n")
+    if challenge.content_key:
+        # Covered by the hub's confirmation above, like the clinic key.
+        from .content import ContentError, ContentStore
+
+        try:
+            ContentStore(data).save_verify_key(challenge.content_key)
+        except (ContentError, ValueError):
+            log.error("enrollment: the hub's content key is malformed; published content will be refused")
     log.info("enrolled with the hub as %s", grant.kiosk_id)
     return {k: v for k, v in info.items() if k != "token"}
 

@@ -34,6 +34,8 @@ ENROLL_START_PATH = f"{API_PREFIX}/enroll/start"
 ENROLL_FINISH_PATH = f"{API_PREFIX}/enroll/finish"
 HEALTH_PATH = f"{API_PREFIX}/health"
 HEARTBEAT_PATH = f"{API_PREFIX}/heartbeat"
+#: ``GET CONTENT_PATH/<id>``: a published content bundle (see :mod:`kiosk.content`).
+CONTENT_PATH = f"{API_PREFIX}/content"
 
 #: Largest request body the hub reads; larger ones get 413 before parsing.
 MAX_BODY_BYTES = 4 * 1024 * 1024
@@ -126,11 +128,12 @@ def code_password(code_id: str, secret: str) -> bytes:
 
 
 def enroll_transcript(code_id: str, name: str, msg_kiosk: str, msg_hub: str, cert_sha256: str,
-                      public_key: str) -> bytes:
+                      public_key: str, content_key: str = "") -> bytes:
     """What both confirmations cover: the exchange and the hub's identity as
-    each side sees it (the certificate the kiosk saw; the hub's own)."""
+    each side sees it (the certificate the kiosk saw; the hub's own), and
+    the key the hub signs published content with."""
     return json.dumps(
-        [code_id, name, msg_kiosk, msg_hub, cert_sha256.lower(), public_key], separators=(",", ":")
+        [code_id, name, msg_kiosk, msg_hub, cert_sha256.lower(), public_key, content_key], separators=(",", ":")
     ).encode("utf-8")
 
 
@@ -161,6 +164,7 @@ class EnrollChallenge(BaseModel):
     session: str
     spake2: str = Field(description="The hub's SPAKE2 message, base64.")
     public_key: str = Field(description="The clinic public key, base64.")
+    content_key: str = Field(default="", description="The hub's Ed25519 content signing key (public), base64.")
     confirm: str = Field(description="The hub's key confirmation (HMAC-SHA256, hex).")
 
 
@@ -200,12 +204,32 @@ class Heartbeat(BaseModel):
         default_factory=list, max_length=MAX_BATCH, description="Alert record ids this kiosk still shows as open."
     )
     set_aside: int = Field(default=0, ge=0, description="Records the kiosk set aside after repeated refusals.")
+    content_error: str = Field(default="", max_length=500,
+                               description="Why the kiosk refused the published content (no patient data).")
+
+
+class ContentOffer(BaseModel):
+    """The content version an admin published: the kiosk fetches ``url``
+    (with its device token) when it runs another, and uses it only when
+    ``signature`` (Ed25519 over the exact bytes) verifies with the hub's
+    content key."""
+
+    version: str = Field(max_length=200)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    url: str = Field(max_length=200, description="Path of the bundle on the hub.")
+    signature: str = Field(max_length=200, description="Ed25519 signature of the bundle, base64.")
 
 
 class HeartbeatResponse(BaseModel):
     kiosk_id: str = Field(description="The id the hub gave this kiosk at enrollment.")
     acknowledged: list[uuid.UUID] = Field(
         default_factory=list, description="Those of `open_alerts` that staff have acknowledged."
+    )
+    content: ContentOffer | None = Field(default=None, description="The published content version, if any.")
+    content_key: str = Field(
+        default="",
+        description="The hub's content signing key (public), base64: taken once, over the pinned connection, "
+                    "by a kiosk enrolled before the hub had one.",
     )
 
 

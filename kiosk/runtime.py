@@ -13,7 +13,8 @@ from pathlib import Path
 
 from . import config as config_mod
 from .alerts import AlertBus, LogChannel, StoreChannel
-from .pack import Pack, load_pack
+from .content import load_current_pack
+from .pack import Pack
 from .store import Sealer, Store
 
 log = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ class Runtime:
         anything is shown. The database itself opens on first use: the kiosk
         app opens it on its writer thread just after its first frame, and a
         database that cannot be opened then puts the kiosk out of order."""
-        pack = pack or load_pack(config.kiosk.content_pack or None)
+        pack = pack or load_current_pack(config)
         store = Store.opened_later(config.database_path, sealer or sealer_for(config))
         bus = AlertBus([StoreChannel(store), LogChannel()])
         return cls(config, pack, store, bus, catalogue if catalogue is not None else load_media(config))
@@ -98,7 +99,7 @@ def startup_problems(config: config_mod.Config) -> tuple[Pack | None, object, li
     problems: list[str] = []
     pack = catalogue = None
     try:
-        pack = load_pack(config.kiosk.content_pack or None)
+        pack = load_current_pack(config)
     except PackError as exc:
         problems.extend(exc.problems)
     try:

@@ -60,10 +60,34 @@ class IntakeSession:
         #: True from a submitted visit's thanks screen until the kiosk resets.
         self.after_visit = False
         self.pending_writes = 0
+        #: A new content version waiting for the end of the visit (offer_pack).
+        self.offered_pack = None
         #: intake_id and result of the last saved visit (never the answers).
         self.last_submitted: dict | None = None
         self.idle = IdleTimer(self.config.kiosk.idle_timeout_s, self.config.kiosk.idle_countdown_s, now=now())
         self.writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="kiosk-writer")
+
+    # -- published content ---------------------------------------------------
+
+    def offer_pack(self, pack) -> None:
+        """A new content version that passed its checks: kept aside until
+        :meth:`take_offered_pack` finds no visit under way."""
+        self.offered_pack = pack
+
+    def take_offered_pack(self, screen: str):
+        """Switches to the offered pack when ``screen`` is the welcome screen
+        and no visit is under way or being saved; returns the pack it
+        switched to, else None. A visit is asked with one pack from start to
+        end: :class:`Visit` keeps the pack it began with."""
+        pack = self.offered_pack
+        if pack is None or screen != "welcome" or self.visit is not None or self.after_visit \
+                or self.pending_writes:
+            return None
+        self.offered_pack = None
+        self.pack = pack
+        self.runtime.pack = pack
+        self.language = self.start_language()
+        return pack
 
     # -- languages ---------------------------------------------------------
 

@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 from . import config as config_mod
-from .pack import PackError, load_pack
+from .content import load_current_pack
+from .pack import PackError
 from .store import Store
 from .sync import status_info
 
 
 def collect(cfg: config_mod.Config) -> dict:
     try:
-        content_version = load_pack(cfg.kiosk.content_pack or None).content_version
+        content_version = load_current_pack(cfg).content_version
     except PackError:
         content_version = None
     store = Store.open(cfg.database_path)

@@ -36,6 +36,7 @@ import click
 import httpx
 
 from . import protocol as p
+from .content import MAX_BUNDLE_BYTES, ContentError, ContentStore
 from .crypto import HUB_CERT_FILE, CryptoError, KeyFileError, NotEnrolled, open_sealed, read_enrollment, read_key_file
 from .enroll import EnrollError, enroll, pinned_ssl_context
 from .protocol import cert_fingerprint
@@ -49,6 +50,7 @@ STATE_REACHABLE = "sync.hub_reachable"
 STATE_LAST_ATTEMPT = "sync.last_attempt"
 STATE_LAST_ERROR = "sync.last_error"
 STATE_CERT_CHANGED = "sync.certificate_changed"
+STATE_CONTENT_ERROR = "content.error"
 
 
 # -- pure rules ---------------------------------------------------------------
@@ -135,6 +137,11 @@ class Transport(Protocol):
     def submit(self, rows: list[dict]) -> BatchOutcome: ...
 
     def heartbeat(self, beat: p.Heartbeat) -> p.HeartbeatResponse: ...
+
+    def fetch(self, path: str, max_bytes: int) -> bytes:
+        """The body of ``GET path`` (a content bundle); raises
+        :class:`HubUnreachable`, or :class:`ContentError` for a refusal."""
+        ...
 
     def close(self) -> None: ...
 
@@ -233,6 +240,29 @@ class HttpsTransport:
         except ValueError:
             raise HubUnreachable("hub answered the heartbeat with something this kiosk does not understand") from None
 
+    def fetch(self, path: str, max_bytes: int) -> bytes:
+        if not path.startswith(p.CONTENT_PATH + "/"):
+            raise ContentError(f"content:url: {path[:80]!r} is not a content address of this hub")
+        try:
+            with self._client.stream("GET", path) as resp:
+                if resp.status_code in (401, 403):
+                    raise TokenRefused(f"hub refused this kiosk's token ({resp.status_code}): enroll again")
+                if resp.status_code != 200:
+                    raise ContentError(f"content:download: hub answered {resp.status_code}")
+                chunks, size = [], 0
+                for chunk in resp.iter_bytes():
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise ContentError(f"content:download: larger than {max_bytes} bytes")
+                    chunks.append(chunk)
+                return b"".join(chunks)
+        except httpx.ConnectError as exc:
+            if _is_cert_failure(exc):
+                raise CertificateChanged(CERT_CHANGED_MESSAGE) from None
+            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
+        except httpx.HTTPError as exc:
+            raise HubUnreachable(f"hub not reachable: {type(exc).__name__}") from None
+
     def _post(self, path: str, payload: dict) -> httpx.Response:
         try:
             return self._client.post(path, json=payload)
@@ -302,6 +332,7 @@ class SyncWorker:
         rng: random.Random | None = None,
         on_acknowledged: Callable[[list[str]], None] | None = None,
         content_version: str | None = None,
+        on_content: Callable[[object], None] | None = None,
     ):
         self.config = config
         self._transport = transport
@@ -313,6 +344,7 @@ class SyncWorker:
         self.failures = 0
         self.on_acknowledged = on_acknowledged
         self._content_version = content_version
+        self.on_content = on_content
 
     # The store and transport are made on first use, in the thread that
     # uses them.
@@ -333,11 +365,17 @@ class SyncWorker:
         if self._content_version is None:
             from .pack import PackError, load_pack
 
+            from .content import load_current_pack
+
             try:
-                self._content_version = load_pack(self.config.kiosk.content_pack or None).content_version
+                self._content_version = load_current_pack(self.config).content_version
             except PackError:
                 self._content_version = ""
         return self._content_version
+
+    def set_content_version(self, version: str) -> None:
+        """What the kiosk asks now (the app calls it when it swaps packs between visits)."""
+        self._content_version = version
 
     def drain(self, max_batches: int | None = None) -> DrainResult:
         """One sync cycle: alerts, heartbeat, then visits until the outbox is
@@ -436,8 +474,10 @@ class SyncWorker:
             gpio=gpio,
             open_alerts=store.open_alert_ids()[: p.MAX_BATCH],
             set_aside=store.rejected_count(),
+            content_error=(store.get_state(STATE_CONTENT_ERROR) or "")[:500],
         )
         answer = transport.heartbeat(beat)
+        self._take_content(transport, answer)
         closed = store.close_alerts(str(i) for i in answer.acknowledged)
         if closed:
             result.acknowledged = closed
@@ -447,6 +487,45 @@ class SyncWorker:
                     self.on_acknowledged(closed)
                 except Exception:  # the light is the app's business; sync goes on
                     log.exception("sync: on_acknowledged callback failed")
+
+    def _take_content(self, transport: Transport, answer: p.HeartbeatResponse) -> None:
+        """Fetches, verifies and installs the published content when it is
+        not what this kiosk has; a refusal keeps what it had and is reported
+        (``content.error``, in ``status`` and on the next heartbeat)."""
+        content = ContentStore(self.config.data_path)
+        if answer.content_key and content.verify_key() is None:
+            # Enrolled before the hub signed content: take the key once, over
+            # the connection pinned to the hub's certificate at enrollment.
+            try:
+                content.save_verify_key(answer.content_key)
+                log.warning("content: took the hub's content key over the pinned connection")
+            except (ContentError, ValueError):
+                log.error("content: the hub sent a malformed content key")
+        offer = answer.content
+        if offer is None:
+            return
+        current = content.current()
+        if current is not None and current["sha256"] == offer.sha256:
+            if self.store.get_state(STATE_CONTENT_ERROR):
+                self.store.set_state(STATE_CONTENT_ERROR, "")  # e.g. rolled back to what it has
+            return
+        try:
+            data = transport.fetch(offer.url, MAX_BUNDLE_BYTES)
+            pack = content.install(data, offer.signature, offer.version, offer.sha256)
+        except ContentError as exc:
+            reason = "; ".join(exc.problems)[:500]
+            if self.store.get_state(STATE_CONTENT_ERROR) != reason:
+                log.error("content: refused %s, keeping %s: %s", offer.version[:80], self.content_version, reason)
+            self.store.set_state(STATE_CONTENT_ERROR, reason)
+            return
+        self.store.set_state(STATE_CONTENT_ERROR, "")
+        if self.on_content is None:
+            self._content_version = pack.content_version
+            return
+        try:
+            self.on_content(pack)
+        except Exception:  # the swap is the app's business; sync goes on
+            log.exception("sync: on_content callback failed")
 
     def next_wait(self, result: DrainResult | None) -> float:
         """Seconds until the next attempt after ``result``."""
@@ -527,6 +606,7 @@ def status_info(store: Store, config, now: dt.datetime | None = None) -> dict:
         "enrolled": info is not None,
         "kiosk_id": info["kiosk_id"] if info else None,
         "set_aside": store.rejected_count(),
+        "content_error": store.get_state(STATE_CONTENT_ERROR) or None,
     }
 
 

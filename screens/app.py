@@ -400,6 +400,7 @@ class KioskApp(ServiceApp, App):
         self.large_text = self.config_.kiosk.large_text
         self.dismiss_idle_dialog()
         self.go("welcome")
+        self._swap_content()
 
     def wipe_screens(self):
         for screen in self.sm.screens:
@@ -411,7 +412,30 @@ class KioskApp(ServiceApp, App):
         """A playing video keeps the visit alive; the timeout restarts after."""
         self.session.hold_idle(on)
 
+    # -- published content -------------------------------------------------
+
+    def content_arrived(self, pack) -> None:
+        """A new content version passed its checks (the sync worker's
+        ``on_content``, on the sync thread): it is used from the next visit
+        on, never in the middle of one (:meth:`IntakeSession.take_offered_pack`)."""
+        def on_ui(_dt):
+            self.session.offer_pack(pack)
+            self._swap_content()
+
+        Clock.schedule_once(on_ui, 0)
+
+    def _swap_content(self) -> None:
+        pack = self.session.take_offered_pack(self.sm.current)
+        if pack is None:
+            return
+        self.language = self.session.language
+        self.languages = [(code, language_name(code)) for code in self.session.languages()]
+        if self.runtime.sync is not None:
+            self.runtime.sync.set_content_version(pack.content_version)
+        log.info("content: now asking %s", pack.content_version)
+
     def _idle_tick(self, _dt=None):
+        self._swap_content()
         state, left = self.session.idle_state(self.sm.current)
         if state == "active":
             self.dismiss_idle_dialog()
@@ -470,7 +494,7 @@ def run_kiosk(runtime: Runtime, windowed: bool = False) -> None:
     # Staff acknowledging an alert on the hub turns the call light off here;
     # the pack is already loaded, so the worker need not load it again.
     runtime.sync = SyncWorker(config, on_acknowledged=app.staff_acknowledged,
-                              content_version=runtime.pack.content_version)
+                              content_version=runtime.pack.content_version, on_content=app.content_arrived)
     try:
         app.run()
     finally:

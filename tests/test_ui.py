@@ -485,6 +485,34 @@ def test_welcome_offers_the_clinics_languages_that_the_pack_covers_and_a_third_i
         rt.close()
 
 
+def test_published_content_is_used_from_the_next_visit_never_in_the_middle_of_one(tmp_path, cfg, runtime, pack_copy):
+    from kiosk.pack import load_pack
+    from screens.replay import Harness
+
+    from .conftest import edit_json
+
+    edit_json(pack_copy / "pack.json", lambda m: m.update(version="9.0.0-new"))
+    q = (pack_copy / "questionnaire.json").read_text()
+    (pack_copy / "questionnaire.json").write_text(q.replace('"What is your first name?"', '"NEW: your first name?"', 1))
+    new = load_pack(pack_copy)
+    h = Harness(runtime).start()
+    try:
+        h.tap(h.screen.ids.start)  # a patient has begun
+        h.app.content_arrived(new)
+        h.frames(3)
+        h.tap(h.screen.ids.continue_)
+        assert h.screen.ids.question.text == "What is your first name?"
+        assert h.app.visit.pack.content_version != "default@9.0.0-new"
+        h.app.discard_visit()
+        h.frames(2)
+        assert runtime.pack.content_version == "default@9.0.0-new"
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        assert h.screen.ids.question.text == "NEW: your first name?"
+    finally:
+        h.stop()
+
+
 def test_display_settings_reach_kivy_before_the_window(tmp_path):
     from kivy.config import Config as KivyConfig
 

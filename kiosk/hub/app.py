@@ -30,6 +30,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import protocol as p
+from .content import MAX_UPLOAD_BYTES
 from .db import HubRepository
 from . import retention
 from .deps import SCOPE_KIOSK, HubState, StaffSettings, check_token
@@ -43,6 +44,9 @@ log = logging.getLogger(__name__)
 TOKEN_PATHS = frozenset({p.RECORDS_PATH, p.HEARTBEAT_PATH})
 #: Largest form body the staff pages take.
 FORM_MAX_BYTES = 64 * 1024
+#: Staff-page paths that take a file (multipart), with their limit: the
+#: content upload (a pack as .zip or a Questionnaire .json).
+UPLOAD_PATHS = {"/admin/content": MAX_UPLOAD_BYTES + 64 * 1024}
 
 
 class BodyGuard:
@@ -66,6 +70,8 @@ class BodyGuard:
         ctype = headers.get("content-type", "").split(";", 1)[0].strip().lower()
         if scope["path"].startswith(p.API_PREFIX + "/"):
             wanted, limit = "application/json", self.api_max_bytes
+        elif scope["path"] in UPLOAD_PATHS:
+            wanted, limit = "multipart/form-data", UPLOAD_PATHS[scope["path"]]
         else:
             wanted, limit = "application/x-www-form-urlencoded", FORM_MAX_BYTES
         # A bodiless form post (a lone button) may come without a type.
@@ -180,7 +186,7 @@ async def _retention_job(app: FastAPI):
 
 
 def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public_key: bytes,
-               staff_settings: StaffSettings | None = None) -> FastAPI:
+               staff_settings: StaffSettings | None = None, signing_key: bytes | None = None) -> FastAPI:
     """The hub application over ``repo``; ``private_key`` opens submissions."""
     app = FastAPI(
         title="clinic-hub",
@@ -188,7 +194,8 @@ def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public
         description="Sync API for clinic intake kiosks.",
         lifespan=_retention_job,
     )
-    app.state.hub = HubState(repo, private_key, public_key, cert_sha256, staff=staff_settings or StaffSettings())
+    app.state.hub = HubState(repo, private_key, public_key, cert_sha256, staff=staff_settings or StaffSettings(),
+                             signing_key=signing_key or b"")
     app.add_middleware(BodyGuard, repo=repo)
 
     @app.exception_handler(Refused)

@@ -37,6 +37,7 @@ from .db import DatabaseURLError, HubRepository, open_backend
 from .keys import (
     HubFiles,
     NotInitialised,
+    content_signing_key,
     create_keys,
     create_tls_certificate,
     database_url,
@@ -130,6 +131,7 @@ def init(data: Path, db: str | None, admin: str) -> None:
     except FileExistsError as exc:
         raise click.ClickException(str(exc)) from None
     fingerprint = create_tls_certificate(files)
+    content_signing_key(files)
     if db:
         save_settings(files, db)
     repo = _repo(files, db)
@@ -174,7 +176,8 @@ def serve(data: Path, db: str | None, host: str, port: int, request_timeout: flo
     repo = _repo(files, db)
     private, public = load_keys(files)
     app = create_app(repo, private, cert_fingerprint(files.tls_cert.read_bytes()), public,
-                     StaffSettings(session_idle=dt.timedelta(minutes=session_idle_minutes)))
+                     StaffSettings(session_idle=dt.timedelta(minutes=session_idle_minutes)),
+                     signing_key=content_signing_key(files))
     click.echo(f"clinic hub on https://{host}:{port} ({repo.backend.name})", err=True)
     uvicorn.run(
         app,

@@ -344,6 +344,26 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "drop index records_kind_submitted",
         ],
     ),
+    (
+        "006_content_versions",
+        [
+            # Every uploaded content version, kept for good (kiosk.hub.content):
+            # a visit names the version it was asked with, and its page shows
+            # that version's wording. One row at most has published = 1.
+            """create table content_versions (
+                id text primary key,
+                content_version text not null,
+                uploaded_at text not null,
+                uploaded_by text not null,
+                sha256 text not null,
+                signature text not null,
+                bundle text not null,
+                published_at text,
+                published integer not null default 0
+            )""",
+            "create index content_versions_version on content_versions (content_version)",
+        ],
+    ),
 ]
 
 

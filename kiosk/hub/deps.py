@@ -102,10 +102,22 @@ class HubState:
     enroll_attempts: int = 3
     enroll_throttle: Throttle = field(default_factory=lambda: Throttle(limit=10, window_s=60.0))
     sessions: dict[str, EnrollSession] = field(default_factory=dict)
+    #: Ed25519 seed the hub signs published content with (kiosk.hub.keys.content_signing_key).
+    signing_key: bytes = b""
 
     def __post_init__(self):
         self.box = SealedBox(PrivateKey(self.private_key))
         self._sessions_lock = threading.Lock()
+        if not self.signing_key:
+            # A hub built without its data folder (tests of other areas): content it
+            # signs is good for this process only.
+            from nacl.signing import SigningKey
+
+            self.signing_key = bytes(SigningKey.generate())
+        from .content import ContentRepository, verify_key_b64
+
+        self.content = ContentRepository(self.repo.backend)
+        self.content_key = verify_key_b64(self.signing_key)
 
     def put_session(self, session_id: str, session: EnrollSession) -> None:
         with self._sessions_lock:

@@ -6,6 +6,7 @@ Layout of ``--data DIR``::
     clinic.pub   clinic public key (base64): kiosks seal to it
     tls.key      TLS private key (PEM, 0600)
     tls.crt      self-signed TLS certificate (PEM); kiosks pin its SHA-256
+    content.key  Ed25519 key the hub signs published content with (base64, 0600)
     hub.json     settings written by ``init`` (the database URL, 0600)
     hub.db       the SQLite database, unless a PostgreSQL URL is configured
 """
@@ -47,6 +48,10 @@ class HubFiles:
     @property
     def tls_cert(self) -> Path:
         return self.data / "tls.crt"
+
+    @property
+    def content_key(self) -> Path:
+        return self.data / "content.key"
 
     @property
     def settings(self) -> Path:
@@ -141,3 +146,18 @@ def create_tls_certificate(files: HubFiles, hostnames: list[str] | None = None) 
     pem = cert.public_bytes(serialization.Encoding.PEM)
     files.tls_cert.write_bytes(pem)
     return cert_fingerprint(pem)
+
+
+def content_signing_key(files: HubFiles) -> bytes:
+    """The hub's Ed25519 content signing key (32-byte seed), created on first
+    use, so a hub initialised before published content existed keeps working.
+    Kiosks learn its public half at enrollment (or once over the pinned
+    connection, see :mod:`kiosk.sync`); a new one means they refuse content
+    until enrolled again, so it is never replaced."""
+    from nacl.signing import SigningKey
+
+    if files.content_key.exists():
+        return read_key_file(files.content_key)
+    seed = bytes(SigningKey.generate())
+    write_key_file(files.content_key, seed)
+    return seed

@@ -1,5 +1,6 @@
 """Admin pages: accounts, kiosks (enrollment code with a QR code, revoking),
-the audit log (read only) and the retention period. Staff accounts get a
+published content (upload, publish), the audit log (read only) and the
+retention period. Staff accounts get a
 403 page here, and nothing on these pages can edit the audit log.
 """
 
@@ -11,12 +12,14 @@ import json
 from typing import Annotated
 
 import segno
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import RedirectResponse
 
 from .. import audit, retention
+from ...content import ContentError
+from ..content import MAX_UPLOAD_BYTES, store_upload
 from ..auth import MIN_PASSWORD, ROLES, Admin, AdminCsrf, PageRefused, hash_password
-from ..deps import Repo
+from ..deps import Repo, State
 from .staff import render
 
 router = APIRouter(prefix="/admin", tags=["admin"], include_in_schema=False)
@@ -74,7 +77,8 @@ def kiosk_view(row: dict) -> dict:
         report = {}
     gpio = report.get("gpio") or {}
     return {**row, "queue_depth": report.get("queue_depth"), "oldest_unsynced_s": report.get("oldest_unsynced_s"),
-            "content_version": report.get("content_version") or "", "open_alerts": len(report.get("open_alerts") or []),
+            "content_version": report.get("content_version") or "",
+            "content_error": str(report.get("content_error") or "")[:500], "open_alerts": len(report.get("open_alerts") or []),
             "gpio": ", ".join(f"{k}: {v}" for k, v in sorted(gpio.items())) if isinstance(gpio, dict) else ""}
 
 
@@ -101,6 +105,41 @@ def revoke(kiosk_id: str, user: AdminCsrf, repo: Repo):
         raise PageRefused(404, "That kiosk has no live token (unknown or already revoked).")
     audit.record(repo, user.name, "kiosk.revoke", kiosk_id)
     return RedirectResponse("/admin/kiosks", status_code=303)
+
+
+def _content_page(request: Request, user, state, status: int = 200, problems=(), message: str = ""):
+    return render(request, "admin_content.html", status, user=user, versions=state.content.versions(),
+                  problems=list(problems), message=message)
+
+
+@router.get("/content")
+def content_page(request: Request, user: Admin, state: State):
+    return _content_page(request, user, state)
+
+
+@router.post("/content")
+async def upload_content(request: Request, user: AdminCsrf, state: State, file: UploadFile = File(...)):
+    """Checks an uploaded pack (.zip) or Questionnaire (.json) and keeps it
+    as a new version; refuses with its ``path:location: message`` lines."""
+    data = await file.read(MAX_UPLOAD_BYTES + 1)
+    name = (file.filename or "upload")[:200]
+    try:
+        version = store_upload(state.content, state.signing_key, name, data, user.name)
+    except ContentError as exc:
+        audit.record(state.repo, user.name, "content.refused", name[:100], exc.problems[0][:200])
+        return _content_page(request, user, state, 422, problems=exc.problems[:50])
+    audit.record(state.repo, user.name, "content.upload", version.content_version, version.sha256)
+    return _content_page(request, user, state, message=f"Checked and kept as {version.content_version}. "
+                                                       "Publish it to send it to the kiosks.")
+
+
+@router.post("/content/{version_id}/publish")
+def publish_content(version_id: str, user: AdminCsrf, state: State):
+    version = state.content.get(version_id)
+    if version is None or not state.content.publish(version_id):
+        raise PageRefused(404, "There is no such content version.")
+    audit.record(state.repo, user.name, "content.publish", version.content_version, version.sha256)
+    return RedirectResponse("/admin/content", status_code=303)
 
 
 @router.get("/audit")

@@ -371,10 +371,25 @@ def _pack():
         return None
 
 
-def answer_rows(visit: dict) -> list[tuple[str, str, str]]:
+def pack_for_visit(repo: HubRepository, visit: dict):
+    """The pack a visit was asked with: the published content version it
+    names when the hub holds it, else the built-in pack."""
+    from ..content import ContentRepository, pack_of_bundle
+
+    version = str(visit.get("content_version") or "")
+    stored = ContentRepository(repo.backend).by_content_version(version) if version else None
+    if stored is not None:
+        bundle = ContentRepository(repo.backend).bundle(stored.id)
+        pack = pack_of_bundle(stored.sha256, bundle) if bundle else None
+        if pack is not None:
+            return pack
+    return _pack()
+
+
+def answer_rows(visit: dict, pack=None) -> list[tuple[str, str, str]]:
     """(linkId, question, answer) of every answer, in the pack's order when
-    the pack knows the item."""
-    pack = _pack()
+    the pack knows the item (``pack``: the one the visit was asked with)."""
+    pack = pack or _pack()
     lang = "en"
     answers = visit.get("answers") or {}
     order = {i.link_id: n for n, i in enumerate(pack.items)} if pack else {}
@@ -423,7 +438,7 @@ def intake_context(repo: HubRepository, intake_id: str) -> dict:
         "scores": result.get("scores") or {},
         "summary": payload.get("summary") or [],
         "notices": payload.get("notices") or [],
-        "answers": answer_rows(payload),
+        "answers": answer_rows(payload, pack_for_visit(repo, payload)),
         "not_answered": payload.get("not_answered") or [],
         "regions": body_regions((payload.get("answers") or {}).get("pain-areas")),
         "alerts": alerts,

@@ -16,7 +16,7 @@ import logging
 import secrets
 import time
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
 from nacl.exceptions import CryptoError
 from nacl.public import SealedBox
 from nacl.secret import SecretBox
@@ -81,12 +81,13 @@ def enroll_start(req: p.EnrollStart, state: State, request: Request) -> p.Enroll
         log.warning("enrollment: malformed exchange for code %s from %s", req.code_id, client)
         raise Refused(422, "spake2: not a valid SPAKE2 message") from None
     public_key = p.b64(state.public_key)
-    transcript = p.enroll_transcript(req.code_id, req.name, req.spake2, msg_hub, state.cert_sha256, public_key)
+    transcript = p.enroll_transcript(req.code_id, req.name, req.spake2, msg_hub, state.cert_sha256, public_key,
+                                     state.content_key)
     session_id = secrets.token_urlsafe(18)
     state.put_session(session_id, EnrollSession(req.code_id, req.name, key, transcript, client,
                                                 time.monotonic() + ENROLL_SESSION_S))
     return p.EnrollChallenge(session=session_id, spake2=msg_hub, public_key=public_key,
-                             confirm=p.enroll_mac(key, "hub", transcript))
+                             content_key=state.content_key, confirm=p.enroll_mac(key, "hub", transcript))
 
 
 @router.post(p.ENROLL_FINISH_PATH, response_model=p.EnrollGranted, responses=ENROLL_PROBLEMS)
@@ -120,7 +121,23 @@ def heartbeat(beat: p.Heartbeat, kiosk: DeviceKiosk, state: State) -> p.Heartbea
     alerts staff have acknowledged."""
     state.repo.record_heartbeat(kiosk, beat.model_dump_json())
     acked = state.repo.acknowledged_among(kiosk, [str(i) for i in beat.open_alerts])
-    return p.HeartbeatResponse(kiosk_id=kiosk, acknowledged=acked)
+    published = state.content.published()
+    offer = None
+    if published is not None:
+        offer = p.ContentOffer(version=published.content_version, sha256=published.sha256, url=published.url,
+                               signature=published.signature)
+    return p.HeartbeatResponse(kiosk_id=kiosk, acknowledged=acked, content=offer, content_key=state.content_key)
+
+
+@router.get(p.CONTENT_PATH + "/{version_id}", responses={**PROBLEMS, 404: {"model": p.Problem}},
+            response_class=Response)
+def content_bundle(version_id: str, kiosk: DeviceKiosk, state: State) -> Response:
+    """A stored content bundle, byte for byte as signed (see kiosk.content),
+    for an enrolled kiosk."""
+    bundle = state.content.bundle(version_id) if version_id.isalnum() and len(version_id) <= 32 else None
+    if bundle is None:
+        raise Refused(404, "no such content version")
+    return Response(bundle, media_type="application/json")
 
 
 @router.post(p.RECORDS_PATH, response_model=p.BatchResponse, responses=PROBLEMS)
