@@ -106,6 +106,7 @@ def test_kiosk_unit_is_watched_and_reaches_only_its_devices():
 
 def test_a_missing_tool_fails_under_ci_and_says_how_to_install_it(monkeypatch, tmp_path):
     monkeypatch.setenv("PATH", str(tmp_path))
+    monkeypatch.delenv("CLINIC_KIOSK_REQUIRE_TOOLS", raising=False)
     monkeypatch.setenv("CI", "true")
     with pytest.raises(pytest.fail.Exception, match=r"shellcheck not found: install it with `apt-get install shellcheck`"):
         require_tool("shellcheck", "shellcheck")
