@@ -24,8 +24,10 @@ from babel.dates import format_date, format_datetime
 from kivy.app import App
 from kivy.lang import Builder
 from kivy.metrics import mm
-from kivy.properties import BooleanProperty, ListProperty, ObjectProperty, StringProperty
+from kivy.properties import BooleanProperty, ListProperty, StringProperty
 from kivy.uix.boxlayout import BoxLayout
+
+from .answer_base import WIDGETS, AnswerWidget, forget_widgets, widget_for  # noqa: F401  (the question screen's API)
 
 Builder.load_file(str(Path(__file__).with_suffix(".kv")))
 
@@ -36,71 +38,6 @@ TEXT_ROWS = [*LETTERS[:3], "áéíóúü-'.,?", "1234567890"]
 
 def _fmt(number: float) -> str:
     return f"{number:g}"
-
-
-class AnswerWidget(BoxLayout):
-    """Base: ``item`` is a kiosk.pack.Item, ``value`` the answer so far.
-
-    A subclass builds what never changes in :meth:`build` (once) and shows
-    the current item in :meth:`setup` (for every question)."""
-
-    item = ObjectProperty(None)
-    value = ObjectProperty(None, allownone=True)
-    commit = ObjectProperty(None)  # callable(value)
-    ready = BooleanProperty(False)  # whether "Next" may be pressed
-    immediate = False
-
-    def __init__(self, item=None, value=None, commit=None, **kw):
-        super().__init__(**kw)
-        self._built = False
-        if item is not None:
-            self.show(item, value, commit)
-
-    def show(self, item, value, commit) -> "AnswerWidget":
-        """Re-binds the widget to ``item`` and its answer ``value``."""
-        self.item = item
-        self.commit = commit
-        self.value = value
-        if not self._built:
-            self.build()
-            self._built = True
-        self.setup()
-        self.ready = self.is_ready()
-        return self
-
-    def build(self):
-        pass
-
-    def setup(self):
-        pass
-
-    def is_ready(self) -> bool:
-        return self.value is not None
-
-    def on_value(self, *_):
-        if self.item is not None:
-            self.ready = self.is_ready()
-
-    def t(self, msgid):
-        return App.get_running_app().t(msgid)
-
-    def sync_buttons(self, box, specs, on_tap):
-        """Makes ``box`` hold one KButton per ``(text, code, selected)`` in
-        ``specs``, reusing the buttons it already has."""
-        from .widgets import KButton
-
-        buttons = list(reversed(box.children))
-        for n, (text, code, selected) in enumerate(specs):
-            if n < len(buttons):
-                b = buttons[n]
-            else:
-                b = KButton(role="choice")
-                b.bind(on_release=lambda btn: btn.parent is not None and btn.tap_handler(btn))
-                box.add_widget(b)
-            b.tap_handler = on_tap
-            b.text, b.answer_code, b.selected = text, code, selected
-        for b in buttons[len(specs):]:
-            box.remove_widget(b)
 
 
 class YesNo(AnswerWidget):
@@ -574,8 +511,7 @@ class OpenChoice(ChoiceBase):
         return True if self.item.repeats else self.value is not None
 
 
-#: Item widget name (kiosk.pack.WIDGETS) -> widget class
-WIDGETS = {
+WIDGETS.update({
     "yesno": YesNo,
     "scale": Scale,
     "choice": Choice,
@@ -592,34 +528,6 @@ WIDGETS = {
     "decimal": DecimalPad,
     "quantity": QuantityPad,
     "display": Display,
-}
+})
 
 
-def widget_class(item):
-    if item.widget == "bodymap":
-        from .bodymap import BodyMap
-
-        return BodyMap
-    return WIDGETS[item.widget]
-
-
-def forget_widgets() -> None:
-    """Drops the cached answer widgets, and with them the last answers they
-    showed: called when a visit is wiped, so nothing of one patient stays in
-    memory for the next."""
-    app = App.get_running_app()
-    if app is not None:
-        app.__dict__.pop("_answer_widgets", None)
-
-
-def widget_for(item, value, commit) -> AnswerWidget:
-    """The answer widget for ``item``, showing ``value``; calls
-    ``commit(value)`` when answered. One instance per widget class and app,
-    re-bound for each question."""
-    app = App.get_running_app()
-    cache = app.__dict__.setdefault("_answer_widgets", {})
-    cls = widget_class(item)
-    widget = cache.get(cls)
-    if widget is None:
-        widget = cache[cls] = cls()
-    return widget.show(item, value, commit)

@@ -13,7 +13,7 @@ from kivy.graphics import Color, Ellipse, Line, RoundedRectangle
 from kivy.properties import ListProperty
 from kivy.uix.widget import Widget
 
-from .answers import AnswerWidget
+from .answer_base import WIDGETS, AnswerWidget
 from .base import load_kv
 from .widgets import PALETTE, KButton
 
@@ -120,4 +120,5 @@ class BodyMap(AnswerWidget):
         return True
 
 
+WIDGETS["bodymap"] = BodyMap
 load_kv(__file__)

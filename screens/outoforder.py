@@ -22,6 +22,7 @@ from . import widgets  # noqa: F401  (KLabel, used in outoforder.kv)
 from .base import load_kv
 from .i18n import Translator
 from .lifecycle import ServiceApp
+from .window import configure_kivy
 
 log = logging.getLogger(__name__)
 
@@ -88,8 +89,6 @@ def view_for(translator: Translator, languages) -> OutOfOrderView:
 
 def run_out_of_order(problems: list[str], languages=("en", "es"), windowed: bool = False, display=None) -> None:
     """``clinic-kiosk run`` with a problem it cannot start past."""
-    from .app import configure_kivy
-
     configure_kivy(not windowed, display)
     OutOfOrderApp(problems, languages).run()
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from kivy.properties import BooleanProperty, NumericProperty, ObjectProperty, StringProperty
 
-from . import answers
+from . import answers, bodymap  # noqa: F401  (each registers its answer widgets)
 from .base import KioskScreen, load_kv
 
 

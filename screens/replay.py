@@ -80,7 +80,7 @@ class Harness:
     def __init__(self, runtime: Runtime | None, now=time.monotonic, size=(1280, 800), app=None):
         """``app`` replaces the kiosk app (e.g. the out-of-order app, which
         has no runtime)."""
-        from .app import configure_kivy
+        from .window import configure_kivy
 
         configure_kivy(fullscreen=False)
         from kivy.core.window import Window
