@@ -164,7 +164,7 @@ def cli(ctx, config_path, data_dir):
 
 def pack_or_exit(cfg):
     from .content import load_current_pack
-    from .pack import PackError
+    from .questionnaire import PackError
 
     try:
         return load_current_pack(cfg)

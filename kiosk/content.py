@@ -154,7 +154,7 @@ def selftest(pack_path: Path) -> tuple[object | None, list[str]]:
     the questionnaires, rules and translations) and, when the pack has a
     ``selftest.json`` visit, a scoring of it with the pack's rules. No UI,
     no storage, no media (so the hub runs it too, without the video stack)."""
-    from .pack import PackError, load_pack
+    from .questionnaire import PackError, load_pack
 
     try:
         pack = load_pack(pack_path)
@@ -300,7 +300,7 @@ def load_current_pack(config):
     configured one (a published version that no longer loads, e.g. after a
     kiosk software update, is logged and set aside). Raises PackError only
     for the configured pack."""
-    from .pack import PackError, load_pack
+    from .questionnaire import PackError, load_pack
 
     published = ContentStore(config.data_path).pack_path()
     if published is not None:

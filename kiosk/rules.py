@@ -30,13 +30,15 @@ from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any
 
+from .compare import COMPARE, compare
+
 TIERS = ("emergency", "urgent", "caution", "none")
 TIER_RANK = {t: len(TIERS) - 1 - i for i, t in enumerate(TIERS)}  # none=0 … emergency=3
-RULE_OPS = {"=", "!=", ">", ">=", "<", "<=", "in", "includes", "answered"}
+RULE_OPS = {*COMPARE, "in", "includes", "answered"}
 COMPUTED = {"age"}
 SCORE_METHODS = {"value", "mean", "sum", "percent"}
-BAND_OPS = {">=": lambda a, b: a >= b, ">": lambda a, b: a > b, "<": lambda a, b: a < b,
-            "<=": lambda a, b: a <= b, "=": lambda a, b: a == b}
+#: The tests a score band may use (``!=`` makes no band).
+BAND_OPS = {">=", ">", "<", "<=", "="}
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,7 @@ class Score:
 class RuleSet:
     rules: tuple[Rule, ...]
     scores: tuple[Score, ...]
+    birth_date: str | None = "dob"  # the item ``computed: age`` counts from (the pack's birth_date role)
 
 
 @dataclass(frozen=True)
@@ -120,18 +123,14 @@ def _compare(op: str, actual, expected) -> bool:
         return (actual is not None) == bool(expected)
     if actual is None:
         return False
-    try:
-        if op == "=":
-            return actual == expected
-        if op == "!=":
-            return actual != expected
-        if op == "in":
+    if op == "in":
+        try:
             return actual in expected
-        if op == "includes":
-            return isinstance(actual, list) and expected in actual
-        return BAND_OPS[op](actual, expected)
-    except TypeError:
-        return False
+        except TypeError:
+            return False
+    if op == "includes":
+        return isinstance(actual, list) and expected in actual
+    return compare(op, actual, expected)
 
 
 def holds(cond: dict, answers: dict, computed: dict) -> bool:
@@ -193,7 +192,7 @@ def compute_score(score: Score, answers: dict):
     for band in score.bands:
         out[band["name"]] = next(
             (b["then"] for b in band["cases"] if all(
-                BAND_OPS[op](out[var], v) for var, test in b.get("if", {}).items() for op, v in test.items()
+                compare(op, out[var], v) for var, test in b.get("if", {}).items() for op, v in test.items()
             )),
             None,
         )
@@ -205,7 +204,7 @@ def compute_score(score: Score, answers: dict):
 
 def evaluate(ruleset: RuleSet, answers: dict, visit_date: dt.date) -> Result:
     """Tier, codes, scores and clinician summary for a set of answers (pure)."""
-    computed = {"age": age_on(answers.get("dob"), visit_date)}
+    computed = {"age": age_on(answers.get(ruleset.birth_date) if ruleset.birth_date else None, visit_date)}
     fired = [r for r in ruleset.rules if holds(r.when, answers, computed)]
     tier = max((r.tier for r in fired), key=TIER_RANK.__getitem__, default="none")
     codes = sorted({c for r in fired for c in r.codes})

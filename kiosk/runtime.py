@@ -14,7 +14,7 @@ from pathlib import Path
 from . import config as config_mod
 from .alerts import AlertBus, LogChannel, StoreChannel
 from .content import load_current_pack
-from .pack import Pack
+from .questionnaire import Pack, PackError
 from .store import Sealer, Store
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,6 @@ def startup_problems(config: config_mod.Config) -> tuple[Pack | None, object, li
     open with the published demo PIN). Returns the loaded pack and media
     catalogue too (None when broken), for :meth:`Runtime.create`."""
     from .media import MediaError, load_catalogue
-    from .pack import PackError
 
     problems: list[str] = []
     pack = catalogue = None

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from . import config as config_mod
 from .content import load_current_pack
-from .pack import PackError
+from .questionnaire import PackError
 from .store import Store
 from .sync import status_info
 

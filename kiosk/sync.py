@@ -363,7 +363,7 @@ class SyncWorker:
     @property
     def content_version(self) -> str:
         if self._content_version is None:
-            from .pack import PackError, load_pack
+            from .questionnaire import PackError, load_pack
 
             from .content import load_current_pack
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from . import config as config_mod
-from .pack import PackError, load_pack
+from .questionnaire import PackError, load_pack
 from .runtime import media_manifest_path
 
 

@@ -19,9 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .expressions import State, resolve
-from .fhir import questionnaire_response
-from .pack import Item, Pack
+from .questionnaire import Item, Pack, State, questionnaire_response, resolve
 from .rules import Result, evaluate
 from .store import utcnow
 

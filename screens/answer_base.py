@@ -23,7 +23,7 @@ WIDGETS: dict[str, type] = {}
 
 
 class AnswerWidget(BoxLayout):
-    """Base: ``item`` is a kiosk.pack.Item, ``value`` the answer so far.
+    """Base: ``item`` is a kiosk.questionnaire.Item, ``value`` the answer so far.
 
     A subclass builds what never changes in :meth:`build` (once) and shows
     the current item in :meth:`setup` (for every question)."""

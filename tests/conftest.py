@@ -10,7 +10,7 @@ os.environ.setdefault("KIVY_NO_ARGS", "1")
 os.environ.setdefault("KIVY_NO_FILELOG", "1")
 os.environ.setdefault("KIVY_LOG_MODE", "PYTHON")
 
-from kiosk.pack import DEFAULT_PACK, load_pack  # noqa: E402
+from kiosk.questionnaire import DEFAULT_PACK, load_pack  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 

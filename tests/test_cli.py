@@ -99,7 +99,7 @@ def test_config_after_the_command_name_is_read(tmp_path):
 def test_help_imports_no_command_module():
     code = ("import sys\nfrom kiosk.cli import cli\ntry:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
             "print(sorted(m for m in ('httpx', 'gpiozero', 'kivy', 'pydantic', 'cryptography', 'kiosk.sync', "
-            "'kiosk.hardware', 'kiosk.pack') if m in sys.modules))")
+            "'kiosk.hardware', 'kiosk.questionnaire') if m in sys.modules))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
     assert r.stdout.strip().splitlines()[-1] == "[]"

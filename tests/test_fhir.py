@@ -10,7 +10,7 @@ import json
 
 from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 
-from kiosk.fhir import questionnaire_response
+from kiosk.questionnaire import questionnaire_response
 from kiosk.visit import Visit
 
 from .conftest import REPO

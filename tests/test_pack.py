@@ -6,7 +6,7 @@ import json
 from click.testing import CliRunner
 
 from kiosk.cli import cli
-from kiosk.pack import PackError, load_pack
+from kiosk.questionnaire import PackError, load_pack
 
 from .conftest import edit_json
 
@@ -231,3 +231,16 @@ def test_a_translated_bare_questionnaire_offers_both_languages(tmp_path):
     path = tmp_path / "q.json"
     path.write_text(json.dumps(q))
     assert load_pack(path).languages == ("en", "es")
+
+
+def test_rules_and_enable_when_read_a_comparison_alike():
+    # One answer against one threshold: a rule condition and an enableWhen
+    # with the same operator decide the same, also for a value of the wrong type.
+    from kiosk.questionnaire import EnableWhen, Item, enable_when_holds
+    from kiosk.rules import holds
+
+    for op in ("=", "!=", ">", ">=", "<", "<="):
+        for answer, threshold in ((3, 5), (5, 5), (7, 5), (2.5, 2), ("x", 5)):
+            item = Item("shown", "display", {"en": "x"}, enable_when=(EnableWhen("pain", op, ("answerInteger", threshold)),))
+            rule = holds({"answer": "pain", "op": op, "value": threshold}, {"pain": answer}, {})
+            assert enable_when_holds(item, {"pain": answer}) == rule, (op, answer, threshold)

@@ -16,7 +16,7 @@ from click.testing import CliRunner
 from kiosk.cli import cli
 from kiosk.config import Config
 from kiosk.crypto import open_sealed
-from kiosk.pack import load_pack
+from kiosk.questionnaire import load_pack
 from kiosk.visit import Visit, read_visit_file
 
 from .conftest import REPO, enroll_offline

@@ -5,7 +5,7 @@ import datetime as dt
 
 import pytest
 
-from kiosk.pack import load_pack
+from kiosk.questionnaire import load_pack
 from kiosk.rules import evaluate
 
 DAY = dt.date(2026, 11, 21)
@@ -76,7 +76,7 @@ def test_a_score_uses_the_questionnaires_own_item_weights(pack_copy):
     ordinalValue) need not copy the points into rules.json."""
     import datetime as dt
 
-    from kiosk.pack import load_pack
+    from kiosk.questionnaire import load_pack
     from kiosk.rules import evaluate
 
     from .conftest import edit_json

@@ -13,7 +13,7 @@ import pytest
 from kiosk.alerts import Alert
 from kiosk.config import Config
 from kiosk.crypto import open_sealed
-from kiosk.pack import load_pack
+from kiosk.questionnaire import load_pack
 from kiosk.runtime import Runtime
 from kiosk.session import IntakeSession
 

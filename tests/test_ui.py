@@ -486,7 +486,7 @@ def test_welcome_offers_the_clinics_languages_that_the_pack_covers_and_a_third_i
 
 
 def test_published_content_is_used_from_the_next_visit_never_in_the_middle_of_one(tmp_path, cfg, runtime, pack_copy):
-    from kiosk.pack import load_pack
+    from kiosk.questionnaire import load_pack
     from screens.replay import Harness
 
     from .conftest import edit_json

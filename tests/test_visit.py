@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from kiosk.pack import load_pack
+from kiosk.questionnaire import load_pack
 from kiosk.rules import age_on
 from kiosk.visit import Visit
 

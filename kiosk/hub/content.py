@@ -215,7 +215,7 @@ def pack_of_bundle(sha256: str, bundle: bytes):
         b = read_bundle(bundle)
     except ContentError:
         return None
-    from ..pack import PackError, load_pack
+    from ..questionnaire import PackError, load_pack
 
     with tempfile.TemporaryDirectory(prefix="clinic-hub-pack-") as tmp:
         root = Path(tmp)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from kiosk.alerts import Alert
 from kiosk.crypto import read_enrollment
-from kiosk.pack import load_pack
+from kiosk.questionnaire import load_pack
 from kiosk.runtime import Runtime
 from kiosk.sync import SyncWorker
 from kiosk.visit import Visit

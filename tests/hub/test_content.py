@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from kiosk.content import ContentStore
-from kiosk.pack import DEFAULT_PACK
+from kiosk.questionnaire import DEFAULT_PACK
 from kiosk.runtime import Runtime
 from kiosk.session import IntakeSession
 from kiosk.sync import SyncWorker, status_info

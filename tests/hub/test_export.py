@@ -598,7 +598,7 @@ def test_visits_answered_on_the_kiosk_reach_every_export_through_a_real_sync(hub
     validates with the computed answers in it, and the CSV has a column per
     linkId holding the answers, under the kiosk id the hub gave the kiosk."""
     from kiosk.crypto import read_enrollment, sealer_for
-    from kiosk.pack import load_pack
+    from kiosk.questionnaire import load_pack
     from kiosk.store import Store
     from kiosk.sync import SyncWorker
     from kiosk.visit import Visit

@@ -363,7 +363,7 @@ def _intake_records(repo: HubRepository, intake_id: str) -> list[StoredRecord]:
 @functools.cache
 def _pack():
     """The default content pack, for question wording; None if it cannot load."""
-    from ...pack import PackError, load_pack
+    from ...questionnaire import PackError, load_pack
 
     try:
         return load_pack(None)

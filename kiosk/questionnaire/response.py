@@ -17,7 +17,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from .pack import Item, Option, Pack
+from .model import Item, Option, Pack
 
 #: Visit payload status -> QuestionnaireResponse.status (FHIR R4 codes).
 STATUS = {"complete": "completed", "emergency": "stopped", "in-progress": "in-progress"}

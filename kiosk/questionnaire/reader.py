@@ -1,346 +1,46 @@
-"""Content packs: the questionnaire, its rules and its translations, as data.
+"""Reading FHIR R4 Questionnaire JSON into the model.
 
-A pack is a folder::
-
-    pack.json            id, version, languages, which files hold what
-    questionnaire.json   a FHIR R4 Questionnaire (items, answerOption,
-                         enableWhen, required) with per-language text in the
-                         standard FHIR ``translation`` extension
-    rules.json           triage rules and scores (see :mod:`kiosk.rules`)
-
-or a single FHIR R4 Questionnaire JSON file from another tool, used as it is
-(no triage rules; its languages are the ones its text is written in).
-
-Loading checks everything and raises :class:`PackError` with one
-``path:location: message`` line per problem, so a kiosk never starts with a
-half-understood pack; what the kiosk does not understand but can safely
-ignore is listed in :attr:`Pack.notices`::
-
-    >>> pack = load_pack()          # the built-in default pack
-    >>> pack.item("rf-saddle").type
-    'boolean'
+:class:`QuestionnaireReader` turns the JSON into :class:`~.model.Item`
+objects, collecting every problem as a ``path:location: message`` line
+instead of stopping at the first; what it does not understand but can
+safely ignore becomes a notice. :func:`read_questionnaire` reads one whole
+Questionnaire, its FHIRPath included.
 """
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
-import re
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
 
-DEFAULT_PACK = Path(__file__).parent / "packs" / "default"
-
-HL7 = "http://hl7.org/fhir/StructureDefinition/"
-SDC = "http://hl7.org/fhir/uv/sdc/StructureDefinition/"
-TRANSLATION_URL = HL7 + "translation"
-MIN_VALUE_URL = HL7 + "minValue"
-MAX_VALUE_URL = HL7 + "maxValue"
-UNIT_URL = HL7 + "questionnaire-unit"
-UNIT_OPTION_URL = HL7 + "questionnaire-unitOption"
-HIDDEN_URL = HL7 + "questionnaire-hidden"
-ENTRY_FORMAT_URL = HL7 + "entryFormat"
-ORDINAL_URL = HL7 + "ordinalValue"
-WEIGHT_URL = HL7 + "itemWeight"
-VARIABLE_URL = HL7 + "variable"
-CALCULATED_URL = SDC + "sdc-questionnaire-calculatedExpression"
-ENABLE_EXPR_URL = SDC + "sdc-questionnaire-enableWhenExpression"
-KIOSK_EXT = "https://clinic-kiosk.org/fhir/StructureDefinition/"
-WIDGET_URL = KIOSK_EXT + "widget"
-NOTICE_URL = KIOSK_EXT + "notice"
-
-#: Extensions that only change how a form is laid out in other tools; the
-#: kiosk has one layout, so they change nothing about what is asked.
-LAYOUT_URLS = {
-    HL7 + "questionnaire-itemControl",
-    HL7 + "questionnaire-displayCategory",
-    HL7 + "questionnaire-choiceOrientation",
-    HL7 + "questionnaire-optionPrefix",
-    HL7 + "rendering-style",
-    HL7 + "rendering-xhtml",
-    HL7 + "questionnaire-supportLink",
-}
-KNOWN_URLS = {
-    TRANSLATION_URL, MIN_VALUE_URL, MAX_VALUE_URL, UNIT_URL, UNIT_OPTION_URL, HIDDEN_URL, ENTRY_FORMAT_URL,
-    ORDINAL_URL, WEIGHT_URL, VARIABLE_URL, CALCULATED_URL, ENABLE_EXPR_URL, WIDGET_URL, NOTICE_URL,
-    HL7 + "maxDecimalPlaces",
-} | LAYOUT_URLS
-
-ITEM_TYPES = {"boolean", "choice", "open-choice", "integer", "decimal", "string", "text", "date", "dateTime",
-              "time", "quantity", "display", "group"}
-#: Types a kiosk patient cannot answer: refused by name.
-REFUSED_TYPES = {
-    "attachment": "a patient cannot attach a file at the kiosk",
-    "reference": "a patient cannot pick a record at the kiosk",
-    "url": "a patient cannot type a web address at the kiosk",
-}
-WIDGETS = {"yesno", "scale", "choice", "multichoice", "openchoice", "bodymap", "date", "datetime", "time",
-           "phone", "keyboard", "text", "number", "integer", "decimal", "quantity", "display"}
-OPERATORS = {"exists", "=", "!=", ">", "<", ">=", "<="}
-#: enableWhen answer[x] -> the item types it can be compared with
-ANSWER_KEYS = {
-    "answerBoolean": {"boolean"},
-    "answerInteger": {"integer", "decimal", "quantity", "choice", "open-choice"},
-    "answerDecimal": {"decimal", "integer", "quantity"},
-    "answerString": {"string", "text", "choice", "open-choice"},
-    "answerDate": {"date", "dateTime", "choice", "open-choice"},
-    "answerDateTime": {"dateTime"},
-    "answerTime": {"time", "choice", "open-choice"},
-    "answerCoding": {"choice", "open-choice"},
-    "answerQuantity": {"quantity"},
-}
-#: Items whose answer is not typed by the patient.
-NOT_ASKED_TYPES = {"group", "display"}
-DATE_RE = re.compile(r"^\d{4}(-\d{2}(-\d{2})?)?$")
-TIME_RE = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
-
-
-class PackError(Exception):
-    """A content pack that cannot be used; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[str], notices: list[str] | None = None):
-        super().__init__("\n".join(problems))
-        self.problems = problems
-        self.notices = notices or []  # what was not understood but is safe to ignore
-
-
-@dataclass(frozen=True)
-class Option:
-    """One answer option. ``code`` is what a visit file and the rules use:
-    the Coding's code (``system|code`` when two systems share a code), or
-    the string, integer or date itself."""
-
-    code: Any
-    display: dict[str, str]
-    kind: str = "valueCoding"  # which answerOption value[x] it came from
-    system: str | None = None
-    fhir_code: str | None = None
-    weight: float | None = None  # ordinalValue / itemWeight
-
-
-@dataclass(frozen=True)
-class Unit:
-    code: str
-    display: str
-    system: str | None = None
-
-
-@dataclass(frozen=True)
-class EnableWhen:
-    question: str
-    operator: str
-    answer: Any
-
-
-@dataclass(frozen=True)
-class Item:
-    """One question (or display text, or group) as the kiosk asks it."""
-
-    link_id: str
-    type: str
-    text: dict[str, str]
-    required: bool = False
-    repeats: bool = False
-    options: tuple[Option, ...] = ()
-    enable_when: tuple[EnableWhen, ...] = ()
-    enable_behavior: str = "all"
-    min_value: float | None = None
-    max_value: float | None = None
-    widget: str = "keyboard"
-    section: str = ""
-    notice: dict[str, str] = field(default_factory=dict)
-    parent: str = ""  # the item this one is nested under ("" at the top)
-    prefix: str = ""
-    max_length: int | None = None
-    entry_format: str = ""
-    units: tuple[Unit, ...] = ()
-    initial: Any = None
-    read_only: bool = False
-    hidden: bool = False
-    calculated: str | None = None  # FHIRPath of calculatedExpression
-    enable_expression: str | None = None  # FHIRPath of enableWhenExpression
-    variables: tuple[tuple[str, str], ...] = ()  # (name, FHIRPath), in order
-    help: dict[str, str] = field(default_factory=dict)  # nested display text
-    is_help: bool = False  # display text nested under a question: shown with it
-
-    def label(self, lang: str) -> str:
-        return self.text.get(lang) or next(iter(self.text.values()), self.link_id)
-
-    @property
-    def asked(self) -> bool:
-        """Whether the patient answers this item: never groups, display
-        text, computed, read-only or hidden items."""
-        return not (self.type in NOT_ASKED_TYPES or self.read_only or self.hidden or self.calculated)
-
-    @property
-    def is_step(self) -> bool:
-        """Whether the item gets a screen of its own (a question, or display
-        text that is not just help for a question)."""
-        if self.type == "display":
-            return not (self.hidden or self.is_help) and bool(self.text)
-        return self.asked
-
-    def option(self, code) -> Option | None:
-        return next((o for o in self.options if o.code == code), None)
-
-    def check_answer(self, value) -> str | None:
-        """Why ``value`` is not a valid answer to this item, or None."""
-        if self.repeats and self.type in ("choice", "open-choice"):
-            if not isinstance(value, list):
-                return "expected a list of answers"
-            for v in value:
-                problem = self._check_one(v)
-                if problem:
-                    return problem
-            return None
-        return self._check_one(value)
-
-    def _check_one(self, value) -> str | None:
-        t = self.type
-        if t == "boolean":
-            return None if isinstance(value, bool) else "expected true or false"
-        if t == "quantity":
-            if isinstance(value, dict):
-                unit = value.get("unit")
-                if self.units and unit not in [u.code for u in self.units]:
-                    return f"unit {unit!r} is not one of {', '.join(u.code for u in self.units)}"
-                value = value.get("value")
-            return self._check_number(value, "decimal")
-        if t in ("integer", "decimal"):
-            if self.options:
-                return self._check_option(value)
-            return self._check_number(value, t)
-        if t in ("choice", "open-choice"):
-            if t == "open-choice" and isinstance(value, str) and self.option(value) is None:
-                return None if value.strip() else "expected a code or some text"
-            return self._check_option(value)
-        if self.options:
-            return self._check_option(value)
-        if t == "date":
-            return None if _is_date(value) else "expected a date as YYYY-MM-DD"
-        if t == "dateTime":
-            return None if _is_datetime(value) else "expected a date and time as YYYY-MM-DDTHH:MM"
-        if t == "time":
-            return None if isinstance(value, str) and TIME_RE.match(value) else "expected a time as HH:MM"
-        if t in ("string", "text"):
-            if not isinstance(value, str):
-                return "expected text"
-            if self.max_length is not None and len(value) > self.max_length:
-                return f"at most {self.max_length} characters"
-            return None
-        return "this item takes no answer"
-
-    def _check_option(self, value) -> str | None:
-        if self.option(value) is not None:
-            return None
-        codes = ", ".join(map(str, (o.code for o in self.options)))
-        return f"unknown code {value!r} (known: {codes})"
-
-    def _check_number(self, value, t: str) -> str | None:
-        ok = isinstance(value, int) and not isinstance(value, bool)
-        if t == "decimal":
-            ok = ok or isinstance(value, float)
-        if not ok:
-            return "expected a whole number" if t == "integer" else "expected a number"
-        if self.min_value is not None and value < self.min_value:
-            return f"must be at least {self.min_value:g}"
-        if self.max_value is not None and value > self.max_value:
-            return f"must be at most {self.max_value:g}"
-        return None
-
-
-def _is_date(value) -> bool:
-    if not isinstance(value, str) or not DATE_RE.match(value):
-        return False
-    try:
-        dt.date.fromisoformat(value) if len(value) == 10 else None
-    except ValueError:
-        return False
-    return True
-
-
-def _is_datetime(value) -> bool:
-    if not isinstance(value, str):
-        return False
-    if "T" not in value:
-        return _is_date(value)
-    try:
-        dt.datetime.fromisoformat(value)
-    except ValueError:
-        return False
-    return True
-
-
-@dataclass(frozen=True)
-class Pack:
-    """A loaded, validated content pack."""
-
-    id: str
-    version: str
-    languages: tuple[str, ...]
-    title: dict[str, str]
-    items: tuple[Item, ...]
-    rules: Any  # kiosk.rules.RuleSet
-    path: Path
-    questionnaire: dict
-    notices: tuple[str, ...] = ()
-    variables: tuple[tuple[str, str], ...] = ()  # questionnaire-level FHIRPath variables
-
-    @property
-    def content_version(self) -> str:
-        return f"{self.id}@{self.version}"
-
-    @property
-    def canonical(self) -> str:
-        """The Questionnaire's canonical (``url|version``) for responses; a
-        questionnaire without a url gets a stable URN from the pack."""
-        q = self.questionnaire
-        url = q.get("url") or f"urn:clinic-kiosk:questionnaire:{self.id}"
-        version = q.get("version") or (None if q.get("url") else self.version)
-        return f"{url}|{version}" if version else url
-
-    def item(self, link_id: str) -> Item:
-        return self._index[link_id]
-
-    def has(self, link_id: str) -> bool:
-        return link_id in self._index
-
-    @property
-    def _index(self) -> dict[str, Item]:
-        idx = self.__dict__.get("_idx")
-        if idx is None:
-            idx = {i.link_id: i for i in self.items}
-            object.__setattr__(self, "_idx", idx)
-        return idx
-
-    @property
-    def questions(self) -> list[Item]:
-        """Items that get a screen, in the order they are asked."""
-        qs = self.__dict__.get("_questions")
-        if qs is None:
-            qs = [i for i in self.items if i.is_step]
-            object.__setattr__(self, "_questions", qs)
-        return qs
-
-    @property
-    def has_expressions(self) -> bool:
-        return bool(self.variables) or any(
-            i.calculated or i.enable_expression or i.variables for i in self.items)
-
-    def children(self, link_id: str) -> list[Item]:
-        """The items directly under ``link_id`` ("" for the top level)."""
-        kids = self.__dict__.get("_kids")
-        if kids is None:
-            kids = {}
-            for i in self.items:
-                kids.setdefault(i.parent, []).append(i)
-            object.__setattr__(self, "_kids", kids)
-        return kids.get(link_id, [])
-
-
-# -- reading FHIR JSON ------------------------------------------------------
+from ..compare import COMPARE
+from .expressions import check_expressions
+from .model import (
+    ANSWER_KEYS,
+    CALCULATED_URL,
+    ENABLE_EXPR_URL,
+    ENTRY_FORMAT_URL,
+    HIDDEN_URL,
+    ITEM_TYPES,
+    KNOWN_URLS,
+    MAX_VALUE_URL,
+    MIN_VALUE_URL,
+    NOTICE_URL,
+    ORDINAL_URL,
+    REFUSED_TYPES,
+    TRANSLATION_URL,
+    UNIT_OPTION_URL,
+    UNIT_URL,
+    VARIABLE_URL,
+    WEIGHT_URL,
+    WIDGET_URL,
+    WIDGETS,
+    EnableWhen,
+    Item,
+    Option,
+    PackError,
+    Unit,
+)
 
 
 def _translations(base: str | None, element: dict | None, base_lang: str) -> dict[str, str]:
@@ -398,7 +98,11 @@ def _code_text(node: dict) -> str | None:
     return None
 
 
-class _Reader:
+#: enableWhen operators: ``exists``, and the comparisons the rules use too.
+OPERATORS = {"exists", *COMPARE}
+
+
+class QuestionnaireReader:
     """Turns questionnaire JSON into :class:`Item` objects, collecting
     problems instead of stopping at the first."""
 
@@ -478,15 +182,15 @@ class _Reader:
                 self.problem(here, "a display item cannot contain items")
             self.read(children, here, link_id if t == "group" else section, link_id)
             if t not in ("group", "display"):
-                self.items = [_replace(i, is_help=True) if i.parent == link_id and i.type == "display" else i
+                self.items = [replace(i, is_help=True) if i.parent == link_id and i.type == "display" else i
                               for i in self.items]
                 help_text = self._help(children)
                 if help_text:
                     index = self.items.index(item)
                     if not item.text:
-                        item = _replace(item, text=help_text)
+                        item = replace(item, text=help_text)
                     else:
-                        item = _replace(item, help=help_text, notice=item.notice or help_text)
+                        item = replace(item, help=help_text, notice=item.notice or help_text)
                     self.items[index] = item
 
     def _help(self, children) -> dict[str, str]:
@@ -561,7 +265,7 @@ class _Reader:
             enable_expression=_expression(node, ENABLE_EXPR_URL),
             variables=tuple(variables),
         )
-        return _replace(item, initial=self._initial(node, here, item))
+        return replace(item, initial=self._initial(node, here, item))
 
     def _units(self, node: dict, where: str, t: str):
         seen = set()
@@ -741,7 +445,7 @@ class _Reader:
                         continue
                     cond = EnableWhen(cond.question, cond.operator, (key, opt.code))
                 conds.append(cond)
-            resolved.append(_replace(item, enable_when=tuple(conds)) if conds != list(item.enable_when) else item)
+            resolved.append(replace(item, enable_when=tuple(conds)) if conds != list(item.enable_when) else item)
         self.items = resolved
         self._check_cycles(index)
 
@@ -768,13 +472,7 @@ class _Reader:
                         stack.append((nxt, [*trail, nxt]))
 
 
-def _replace(item: Item, **changes) -> Item:
-    from dataclasses import replace
-
-    return replace(item, **changes)
-
-
-def _read_json(path: Path, problems: list[str]):
+def read_json(path: Path, problems: list[str]):
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
@@ -786,11 +484,11 @@ def _read_json(path: Path, problems: list[str]):
     return None
 
 
-def _read_questionnaire(q_path: Path, questionnaire, languages: tuple[str, ...], strict: bool):
+def read_questionnaire(q_path: Path, questionnaire, languages: tuple[str, ...], strict: bool):
     if not isinstance(questionnaire, dict) or questionnaire.get("resourceType") != "Questionnaire":
         raise PackError([f"{q_path}:resourceType: must be 'Questionnaire'"])
     base_lang = questionnaire.get("language") or languages[0]
-    reader = _Reader(str(q_path), base_lang, languages, questionnaire, strict_languages=strict)
+    reader = QuestionnaireReader(str(q_path), base_lang, languages, questionnaire, strict_languages=strict)
     reader.check_extensions(questionnaire, "Questionnaire")
     for ext in _extensions(questionnaire, VARIABLE_URL):
         expr = ext.get("valueExpression") or {}
@@ -801,8 +499,6 @@ def _read_questionnaire(q_path: Path, questionnaire, languages: tuple[str, ...],
     reader.check_references()
     if not any(i.is_step for i in reader.items) and not reader.problems:
         reader.problem("item", "the questionnaire asks nothing a patient can answer")
-    from .expressions import check_expressions
-
     variables = tuple((e["valueExpression"]["name"], e["valueExpression"]["expression"])
                       for e in _extensions(questionnaire, VARIABLE_URL)
                       if (e.get("valueExpression") or {}).get("name") and e["valueExpression"].get("expression"))
@@ -818,86 +514,3 @@ def covered_languages(base_lang: str, texts: list[dict[str, str]]) -> tuple[str,
         langs.update(t)
     return tuple(sorted((lang for lang in langs if all(lang in t for t in texts)),
                         key=lambda lang: (lang != base_lang, lang)))
-
-
-def load_pack(path: str | Path | None = None) -> Pack:
-    """Loads and validates a content pack folder, or a single FHIR R4
-    Questionnaire JSON file (default: the built-in pack).
-
-    Raises :class:`PackError` listing every problem found.
-    """
-    root = Path(path) if path else DEFAULT_PACK
-    if root.is_file() or root.suffix == ".json":
-        return _load_questionnaire_file(root)
-    return _load_folder(root)
-
-
-def _load_questionnaire_file(q_path: Path) -> Pack:
-    from .rules import RuleSet
-
-    problems: list[str] = []
-    questionnaire = _read_json(q_path, problems)
-    if problems:
-        raise PackError(problems)
-    base = questionnaire.get("language", "en") if isinstance(questionnaire, dict) else "en"
-    reader, title, base_lang, variables = _read_questionnaire(q_path, questionnaire, (base,), strict=False)
-    if reader.problems:
-        raise PackError(reader.problems, reader.notices)
-    digest = hashlib.sha256(q_path.read_bytes()).hexdigest()[:12]
-    return Pack(
-        id=str(questionnaire.get("id") or q_path.stem),
-        version=str(questionnaire.get("version") or digest),
-        languages=covered_languages(base_lang, reader.texts),
-        title=title or {base_lang: str(questionnaire.get("name") or q_path.stem)},
-        items=tuple(reader.items),
-        rules=RuleSet((), ()),
-        path=q_path,
-        questionnaire=questionnaire,
-        notices=tuple(reader.notices),
-        variables=variables,
-    )
-
-
-def _load_folder(root: Path) -> Pack:
-    from . import rules as rules_mod
-
-    problems: list[str] = []
-    manifest_path = root / "pack.json"
-    manifest = _read_json(manifest_path, problems)
-    if manifest is None:
-        raise PackError(problems)
-    if not isinstance(manifest, dict):
-        raise PackError([f"{manifest_path}:1: must be a JSON object"])
-    for key in ("id", "version", "languages"):
-        if key not in manifest:
-            problems.append(f"{manifest_path}:{key}: missing")
-    languages = manifest.get("languages", [])
-    if not (isinstance(languages, list) and languages and all(isinstance(x, str) for x in languages)):
-        problems.append(f"{manifest_path}:languages: must be a non-empty list of language codes")
-        languages = ["en"]
-    q_path = root / manifest.get("questionnaire", "questionnaire.json")
-    questionnaire = _read_json(q_path, problems)
-    r_path = root / manifest.get("rules", "rules.json")
-    rules_data = _read_json(r_path, problems)
-    if questionnaire is None or rules_data is None or problems:
-        raise PackError(problems)
-    reader, title, _base, variables = _read_questionnaire(q_path, questionnaire, tuple(languages), strict=True)
-    problems.extend(reader.problems)
-    items = tuple(reader.items)
-    index = {i.link_id: i for i in items}
-    ruleset, rule_problems = rules_mod.parse_rules(rules_data, index, str(r_path))
-    problems.extend(rule_problems)
-    if problems:
-        raise PackError(problems, reader.notices)
-    return Pack(
-        id=str(manifest["id"]),
-        version=str(manifest["version"]),
-        languages=tuple(languages),
-        title=title,
-        items=items,
-        rules=ruleset,
-        path=root,
-        questionnaire=questionnaire,
-        notices=tuple(reader.notices),
-        variables=variables,
-    )

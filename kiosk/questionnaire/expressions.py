@@ -20,7 +20,9 @@ import logging
 import re
 from dataclasses import dataclass, field
 
-from .pack import Item, Pack
+from ..compare import compare
+from .model import Item, Pack
+from .response import questionnaire_response
 
 log = logging.getLogger(__name__)
 #: Variables every expression may use without defining them.
@@ -28,9 +30,6 @@ BUILT_IN_VARS = {"resource", "context", "questionnaire", "rootResource", "ucum",
                  "factory", "terminologies", "server", "this", "index", "total"}
 LINK_ID_RE = re.compile(r"linkId\s*=\s*'((?:[^'\\]|\\.)*)'")
 VAR_RE = re.compile(r"%([A-Za-z_][A-Za-z0-9_]*)")
-COMPARE = {**{op: fn for op, fn in (
-    (">", lambda a, b: a > b), (">=", lambda a, b: a >= b), ("<", lambda a, b: a < b),
-    ("<=", lambda a, b: a <= b))}, "=": lambda a, b: a == b}
 
 
 def check_expressions(path: str, items: list[Item], root_vars: tuple) -> list[str]:
@@ -119,15 +118,9 @@ def enable_when_holds(item: Item, values: dict) -> bool:
             continue
         answers = [_scalar(v) for v in (actual if isinstance(actual, list) else [actual]) if v is not None]
         if cond.operator == "!=":  # FHIR: true if no answer equals it (so also when unanswered)
-            results.append(not any(v == expected for v in answers))
+            results.append(not any(compare("=", v, expected) for v in answers))
             continue
-        ok = False
-        for v in answers:
-            try:
-                ok = ok or COMPARE[cond.operator](v, expected)
-            except TypeError:
-                pass
-        results.append(ok)
+        results.append(any(compare(cond.operator, v, expected) for v in answers))
     return all(results) if item.enable_behavior == "all" else any(results)
 
 
@@ -265,8 +258,6 @@ def resolve(pack: Pack, answers: dict) -> State:
 
 
 def _resource(pack: Pack, values: dict, enabled: set[str] | None) -> dict:
-    from .fhir import questionnaire_response
-
     return questionnaire_response(pack, values, status="in-progress", authored="", enabled=enabled)
 
 
