@@ -127,8 +127,11 @@ def _ingest(hub: _Hub, root: Path) -> tuple[float, list[list[dict]]]:
     errors: list[str] = []
     start = threading.Barrier(KIOSKS + 1)
 
-    def run(token, cert, batches):
-        with httpx.Client(base_url=hub.url, verify=pinned_ssl_context(cert), timeout=60,
+    def run(n, token, cert, batches):
+        # Each kiosk from its own address, as on a clinic network: the hub
+        # holds at most MAX_PER_CLIENT connections per address.
+        transport = httpx.HTTPTransport(verify=pinned_ssl_context(cert), local_address=f"127.0.0.{10 + n}")
+        with httpx.Client(base_url=hub.url, transport=transport, timeout=60,
                           headers={"Authorization": f"Bearer {token}"}) as client:
             client.get("/v1/health")  # connect before the clock starts
             start.wait()
@@ -137,7 +140,7 @@ def _ingest(hub: _Hub, root: Path) -> tuple[float, list[list[dict]]]:
                 if r.status_code != 200:
                     errors.append(str(r.status_code))
 
-    threads = [threading.Thread(target=run, args=k) for k in kiosks]
+    threads = [threading.Thread(target=run, args=(n, *k)) for n, k in enumerate(kiosks)]
     for t in threads:
         t.start()
     start.wait()
