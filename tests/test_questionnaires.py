@@ -89,6 +89,50 @@ def test_calculated_items_carry_their_computed_answers():
     assert [i.link_id for i in v.questions()] == ["ITEM-VISIBLE"]
 
 
+SCREENER = "android-fhir-screener-questionnaire.json"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+
+
+def test_hidden_items_with_only_an_initial_value_pass_through_to_the_response():
+    # The Android FHIR SDK's screener: hidden choice items with no answerOption,
+    # only the Observation code that definition-based extraction needs
+    pack, v = answered(SCREENER)
+    qr = valid(v.payload("complete")["questionnaire_response"])
+    assert answers(qr, "5.4.0") == [{"valueCoding": {"code": "8310-5", "display": "Temperature", "system": LOINC}}]
+    assert answers(qr, "6.3.0") == [{"valueCoding": {"code": "59408-5", "display": "Oxygen Saturation",
+                                                     "system": LOINC}}]
+    assert answers(qr, "7.3.0") == [{"valueCoding": {"code": "8867-4", "display": "Heart rate", "system": LOINC}}]
+    assert answers(qr, "6.2.2") == [{"valueString": "%"}]
+    # under a hidden group that the patient's answer enables: there only when enabled
+    assert answers(qr, "1.2.1") == [{"valueCoding": {"code": "386661006", "display": "Fever", "system": SNOMED}}]
+    assert answers(qr, "1.4.1") == [{"valueCoding": {"code": "49727002", "display": "Cough", "system": SNOMED}}]
+    assert answers(qr, "3.6.1")[0]["valueCoding"]["code"] == "161501007"
+    assert answers(qr, "1.3.1") is None and answers(qr, "3.2.1") is None
+    asked = [i.link_id for i in v.questions()]
+    assert not {"1.2.1", "1.4.1", "5.4.0", "6.3.0", "7.3.0", "6.2.2"} & set(asked)
+    # a choice item with no text and nothing to choose is never a screen either
+    v = Visit(pack, "en")
+    v.answer("1.1.0", ["44169009"])
+    assert "1.5.1" not in [i.link_id for i in v.questions()]
+    qr = valid(v.payload("complete")["questionnaire_response"])
+    assert answers(qr, "1.5.1") == [{"valueCoding": {"code": "44169009", "display": "Loss of smell",
+                                                     "system": SNOMED}}]
+
+
+def test_a_visible_choice_item_with_nothing_to_choose_is_still_refused(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"resourceType": "Questionnaire", "item": [
+        {"linkId": "c", "type": "choice", "text": "Pick one",
+         "initial": [{"valueCoding": {"system": LOINC, "code": "8310-5"}}]},
+        {"linkId": "h", "type": "choice", "text": "Hidden, no value",
+         "extension": [{"url": HL7 + "questionnaire-hidden", "valueBoolean": True}]}]}))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:item c: a choice item needs answerOption or answerValueSet" in result.output
+    assert f"{path}:item h: a choice item needs answerOption or answerValueSet" in result.output
+
+
 def test_items_under_a_question_nest_in_its_answer():
     _pack, v = answered("hl7-questionnaire-example-bluebook.json")
     qr = valid(v.payload("complete")["questionnaire_response"])
@@ -239,6 +283,7 @@ REPLAYED = [
     "android-fhir-component_text_fields.json",      # integer and decimal pads, questionnaire-unit
     "android-fhir-component_time_picker.json",      # time pad
     "lhc-forms-apgar-with-itemWeight-variable.json",  # computed total after choices in the UI
+    SCREENER,                                       # hidden items that carry only an initial Coding
 ]
 
 
@@ -277,6 +322,9 @@ def test_a_published_questionnaire_is_answered_to_the_end_in_the_kiosk(tmp_path,
         assert answers(qr, link_id), link_id
     if name.startswith("lhc-forms-apgar"):
         assert answers(qr, "9272-6") == [{"valueDecimal": 8}]
+    if name == SCREENER:
+        assert answers(qr, "7.3.0") == [{"valueCoding": {"code": "8867-4", "display": "Heart rate",
+                                                         "system": LOINC}}]
 
 
 def test_any_characters_in_a_linkid_and_every_widget_survive_replay(tmp_path):
