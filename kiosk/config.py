@@ -82,6 +82,11 @@ class KioskSection:
         "",
     )
     kiosk_id: str = _doc("A name for this kiosk, shown to staff.", "kiosk-1")
+    screening: str = _doc(
+        'The red-flag screening and its emergency alert: "on", or "off" to run a content pack '
+        "without them (a questionnaire from another tool on its own); `validate` says so each time.",
+        "on",
+    )
 
 
 @dataclass(frozen=True)
@@ -209,6 +214,8 @@ def _range_problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("kiosk.idle_timeout_s", "must be at least 20 seconds (patients need time to read)"))
     if k.idle_countdown_s < 20:
         out.append(("kiosk.idle_countdown_s", "must be at least 20 seconds"))
+    if k.screening not in ("on", "off"):
+        out.append(("kiosk.screening", f"{k.screening!r} must be \"on\" or \"off\""))
     if not cfg.clinic.languages:
         out.append(("clinic.languages", "must name at least one language"))
     if cfg.clinic.default_language not in cfg.clinic.languages:

@@ -188,12 +188,90 @@ def test_initial_answers_are_offered_and_items_with_only_help_text_read_it():
 
 def test_a_bare_questionnaire_offers_only_the_languages_it_is_written_in(tmp_path):
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f'[clinic]\nlanguages = ["en", "es"]\n[kiosk]\n{PIN}\n'
+    cfg.write_text(f'[clinic]\nlanguages = ["en", "es"]\n[kiosk]\n{PIN}\nscreening = "off"\n'
                    f'content_pack = "{CORPUS / "hl7-questionnaire-example-bluebook.json"}"\n')
     result = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
     assert "hl7-questionnaire-example-bluebook.json:language: does not cover es of [clinic] languages" \
         in result.output
     assert load_pack(CORPUS / "hl7-questionnaire-example-bluebook.json").languages == ("en",)
+
+
+# -- a clinic's own questionnaire and the red-flag screening ------------------
+
+BLUEBOOK = CORPUS / "hl7-questionnaire-example-bluebook.json"
+
+
+def kiosk_toml(tmp_path, content_pack, extra: str = "") -> Path:
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(f'[kiosk]\n{PIN}\ndata_dir = "{tmp_path / "data"}"\ncontent_pack = "{content_pack}"\n{extra}')
+    return cfg
+
+
+def test_a_questionnaire_without_the_screening_is_refused_as_the_content_pack(tmp_path):
+    cfg = kiosk_toml(tmp_path, BLUEBOOK)
+    for args in (["validate", "--config", str(cfg)], ["validate", str(cfg)], ["--config", str(cfg), "validate"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, args
+        line = next(x for x in result.output.splitlines() if x.startswith(f"{cfg}:kiosk.content_pack: "))
+        assert f"{BLUEBOOK} has no red-flag screening" in line
+        assert '"parts"' in line and '{"builtin": "default"}' in line and 'screening = "off"' in line
+    # `run` stops at the same line: the out-of-order screen, never a patient
+    from kiosk import config
+    from kiosk.runtime import startup_problems
+
+    pack, _, problems = startup_problems(config.load(cfg))
+    assert pack is None
+    assert any(p.startswith(f"{cfg}:kiosk.content_pack: {BLUEBOOK} has no red-flag screening") for p in problems)
+    # `replay` and `score` use the same pack: refused the same way
+    r = run("--config", cfg, "--data", tmp_path / "data", "score", visit_of(BLUEBOOK.name))
+    assert r.returncode == 1 and "has no red-flag screening" in r.stderr + r.stdout
+
+
+def test_a_composed_pack_without_the_builtin_screening_is_refused_too(tmp_path):
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    (folder / "bluebook.json").write_bytes(BLUEBOOK.read_bytes())
+    (folder / "pack.json").write_text(json.dumps({"id": "clinic", "version": "1", "languages": ["en"],
+                                                  "parts": [{"questionnaire": "bluebook.json"}]}))
+    cfg = kiosk_toml(tmp_path, folder)
+    result = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 1
+    assert f"{cfg}:kiosk.content_pack: {folder} has no red-flag screening" in result.output
+    # asked after the built-in intake and screening, it is welcome
+    (folder / "pack.json").write_text(json.dumps({"id": "clinic", "version": "1", "languages": ["en"], "parts": [
+        {"id": "intake", "builtin": "default"}, {"id": "baby", "questionnaire": "bluebook.json"}]}))
+    result = CliRunner().invoke(cli, ["validate", str(cfg)])  # the config and its pack (not the media)
+    assert result.exit_code == 0, result.output
+    assert "screening" not in result.output
+
+
+def test_screening_off_in_words_runs_the_questionnaire_and_validate_says_so_each_time(tmp_path):
+    cfg = kiosk_toml(tmp_path, BLUEBOOK, 'screening = "off"\n')
+    for args in (["validate", str(cfg)], ["validate", str(cfg)], ["validate", "--config", str(cfg)]):
+        result = CliRunner().invoke(cli, args)
+        assert "kiosk.content_pack" not in result.output
+        if args[1] != "--config":  # (the whole check also looks at the media, not rendered here)
+            assert result.exit_code == 0, result.output
+        assert (f'warning: {cfg}:kiosk.screening: "off": the content pack {BLUEBOOK} has no red-flag screening'
+                in result.output)
+    from kiosk import config
+    from kiosk.runtime import startup_problems
+
+    pack, _, problems = startup_problems(config.load(cfg))
+    assert problems == [] and pack.path == BLUEBOOK
+
+
+def test_screening_takes_only_on_or_off(tmp_path):
+    cfg = kiosk_toml(tmp_path, BLUEBOOK, 'screening = "no"\n')
+    result = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 1
+    assert f"{cfg}:kiosk.screening: 'no' must be \"on\" or \"off\"" in result.output
+
+
+def test_validating_a_questionnaire_file_alone_says_what_it_needs_as_the_content_pack():
+    result = CliRunner().invoke(cli, ["validate", str(BLUEBOOK)])
+    assert result.exit_code == 0
+    assert f"warning: {BLUEBOOK}: has no red-flag screening" in result.output
 
 
 # -- bad input --------------------------------------------------------------
@@ -266,7 +344,8 @@ def run(*args):
 
 def test_replay_refuses_an_answer_of_the_wrong_type_naming_the_linkid(tmp_path):
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f'[kiosk]\n{PIN}\ncontent_pack = "{CORPUS / "hl7-questionnaire-example-bluebook.json"}"\n')
+    cfg.write_text(f'[kiosk]\n{PIN}\nscreening = "off"\n'
+                   f'content_pack = "{CORPUS / "hl7-questionnaire-example-bluebook.json"}"\n')
     visit = tmp_path / "visit.json"
     visit.write_text(json.dumps({"language": "en", "answers": {"birthWeight": "heavy"}}))
     r = run("--config", cfg, "--data", tmp_path / "data", "replay", visit)
@@ -294,7 +373,7 @@ def replay_in_kiosk(tmp_path, questionnaire: Path, visit: Path):
     data = tmp_path / "data"
     key = enroll_offline(Config().with_data_dir(data))
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f'[kiosk]\n{PIN}\ncontent_pack = "{questionnaire}"\n')
+    cfg.write_text(f'[kiosk]\n{PIN}\nscreening = "off"\ncontent_pack = "{questionnaire}"\n')
     shots = tmp_path / "shots"
     r = run("--config", cfg, "--data", data, "replay", visit, "--screenshots", shots)
     assert r.returncode == 0, r.stderr[-3000:]

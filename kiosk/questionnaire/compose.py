@@ -301,3 +301,30 @@ def has_screening(pack: Pack) -> bool:
     visit for an emergency."""
     return all(pack.has(i) and pack.item(i).asked for i in SCREENING_IDS) and any(
         r.tier == "emergency" for r in pack.rules.rules)
+
+
+def screening_problems(pack: Pack, setting: str, source: str) -> tuple[list[str], list[str]]:
+    """(problems, notices) of using ``pack`` as a kiosk's content with
+    ``[kiosk] screening = setting`` in the configuration ``source``.
+
+    A pack without the red-flag screening (a questionnaire from another
+    tool, a composed pack without the built-in part) would let a patient
+    with an emergency finish the intake and leave, with no alert to staff:
+    it is refused unless the configuration turns screening off in words,
+    and then every check says so again.
+
+    >>> screening_problems(load_pack(BLUEBOOK), "on", "kiosk.toml")[0][0][:41]  # doctest: +SKIP
+    'kiosk.toml:kiosk.content_pack: /.../bluebook'
+    """
+    if has_screening(pack):
+        if setting == "off":
+            return [], [f'{source}:kiosk.screening: "off" has no effect: the content pack {pack.path} asks the '
+                        "red-flag screening, so it is still asked"]
+        return [], []
+    if setting == "off":
+        return [], [f'{source}:kiosk.screening: "off": the content pack {pack.path} has no red-flag screening, '
+                    "so no patient is stopped for an emergency and staff get no emergency alert"]
+    return [f"{source}:kiosk.content_pack: {pack.path} has no red-flag screening (no patient would be stopped "
+            "for an emergency, no alert would reach staff); ask it after the built-in intake and screening "
+            '(a pack folder whose pack.json "parts" list {"builtin": "default"} first, then this '
+            'questionnaire), or, to run without screening, set screening = "off" under [kiosk]'], []
