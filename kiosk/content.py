@@ -272,9 +272,7 @@ class ContentStore:
         path = final if bundle.entry == "." else final / bundle.entry
         pack, problems = selftest(path)
         if not problems and config is not None:
-            from .questionnaire.compose import screening_problems
-
-            problems = screening_problems(pack, config.kiosk.screening, config.source)[0]
+            problems = config_problems(config, pack)[0]
         if problems:
             raise ContentError(problems[:5])
         info = {"version": bundle.content_version, "sha256": sha, "dir": name, "entry": bundle.entry}
@@ -302,6 +300,19 @@ def pack_source(config) -> str | None:
     return config.kiosk.content_pack or None
 
 
+def config_problems(config, pack) -> tuple[list[str], list[str]]:
+    """(problems, notices) of running ``pack`` with ``config``: the red-flag
+    screening (:func:`kiosk.questionnaire.compose.screening_problems`) and
+    a ``[kiosk] staff_language`` the pack offers."""
+    from .questionnaire.compose import screening_problems
+
+    problems, notices = screening_problems(pack, config.kiosk.screening, config.source)
+    if config.kiosk.staff_language not in pack.languages:
+        problems.append(f"{config.source}:kiosk.staff_language: {config.kiosk.staff_language!r} is not a "
+                        f"language of the content pack (it offers {', '.join(pack.languages)})")
+    return problems, notices
+
+
 def load_current_pack(config):
     """The pack in use: the published content when it loads, else the
     configured one (a published version that no longer loads, e.g. after a
@@ -309,17 +320,17 @@ def load_current_pack(config):
     for the configured pack.
 
     A pack without the red-flag screening is used only when the
-    configuration says ``[kiosk] screening = "off"`` (see
-    :func:`kiosk.questionnaire.compose.screening_problems`); published
-    content without it is set aside like content that does not load."""
+    configuration says ``[kiosk] screening = "off"``, and only a pack that
+    offers ``[kiosk] staff_language`` (see :func:`config_problems`);
+    published content that fails them is set aside like content that does
+    not load."""
     from .questionnaire import PackError, load_pack
-    from .questionnaire.compose import screening_problems
 
     published = ContentStore(config.data_path).pack_path()
     if published is not None:
         try:
             pack = load_pack(published)
-            problems, notices = screening_problems(pack, config.kiosk.screening, config.source)
+            problems, notices = config_problems(config, pack)
             if problems:
                 raise PackError(problems, notices)
             for line in notices:
@@ -329,7 +340,7 @@ def load_current_pack(config):
             log.error("content: the published content cannot be used (%s); using the configured pack",
                       exc.problems[0] if exc.problems else "unknown")
     pack = load_pack(config.kiosk.content_pack or None)
-    problems, notices = screening_problems(pack, config.kiosk.screening, config.source)
+    problems, notices = config_problems(config, pack)
     if problems:
         raise PackError(problems, notices)
     for line in notices:

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from . import config as config_mod
 from .questionnaire import PackError, load_pack
-from .questionnaire.compose import has_screening, screening_problems
+from .content import config_problems
+from .questionnaire.compose import has_screening
 from .runtime import media_manifest_path
 
 
@@ -29,7 +30,8 @@ def _validate_pack(path: Path | None, problems: list[str], warnings: list[str],
     """Problems and notices of a pack folder or questionnaire file, and the
     clinic languages it does not cover (the kiosk offers only those it does).
     With the configuration ``cfg`` that names it, a pack without the
-    red-flag screening is refused unless ``[kiosk] screening = "off"``."""
+    red-flag screening is refused unless ``[kiosk] screening = "off"``, and
+    so is a ``[kiosk] staff_language`` the pack does not offer."""
     try:
         pack = load_pack(path)
     except PackError as exc:
@@ -38,7 +40,7 @@ def _validate_pack(path: Path | None, problems: list[str], warnings: list[str],
         return
     warnings.extend(pack.notices)
     if cfg is not None:
-        refused, notices = screening_problems(pack, cfg.kiosk.screening, cfg.source)
+        refused, notices = config_problems(cfg, pack)
         problems.extend(refused)
         warnings.extend(notices)
     elif not has_screening(pack):
