@@ -98,7 +98,7 @@ def part_specs(path: Path, raw) -> tuple[list[PartSpec | None], list[str]]:
         try:
             spec = PartSpec.model_validate(entry)
         except ValidationError as exc:
-            problems.extend(pydantic_problems(str(path), exc, ("parts", n)))
+            problems.extend(pydantic_problems(str(path), exc, ("parts", n), model=PartSpec))
             specs.append(None)
             continue
         kinds = [k for k in ("builtin", "questionnaire", "pack") if getattr(spec, k)]
@@ -133,7 +133,7 @@ def read_roles(path: Path, manifest: dict, items: dict[str, Item], base_roles: d
         try:
             spec = Roles.model_validate(manifest["roles"])
         except ValidationError as exc:
-            problems.extend(pydantic_problems(str(path), exc, ("roles",)))
+            problems.extend(pydantic_problems(str(path), exc, ("roles",), model=Roles))
         else:
             roles.update({k: v for k, v in spec.model_dump().items() if v})
     for name, value in roles.items():
@@ -147,7 +147,7 @@ def read_roles(path: Path, manifest: dict, items: dict[str, Item], base_roles: d
         try:
             body_map = BodyMapSpec.model_validate(manifest["body_map"]).model_dump()
         except ValidationError as exc:
-            problems.extend(pydantic_problems(str(path), exc, ("body_map",)))
+            problems.extend(pydantic_problems(str(path), exc, ("body_map",), model=BodyMapSpec))
             body_map = None
     target = items.get(roles.get("body_map") or "")
     if body_map is not None and target is not None:
