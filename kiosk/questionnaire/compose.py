@@ -311,10 +311,8 @@ def screening_problems(pack: Pack, setting: str, source: str) -> tuple[list[str]
     tool, a composed pack without the built-in part) would let a patient
     with an emergency finish the intake and leave, with no alert to staff:
     it is refused unless the configuration turns screening off in words,
-    and then every check says so again.
-
-    >>> screening_problems(load_pack(BLUEBOOK), "on", "kiosk.toml")[0][0][:41]  # doctest: +SKIP
-    'kiosk.toml:kiosk.content_pack: /.../bluebook'
+    and then every check says so again. The problem line reads
+    ``kiosk.toml:kiosk.content_pack: PACK has no red-flag screening ...``.
     """
     if has_screening(pack):
         if setting == "off":
