@@ -18,12 +18,29 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import tomllib
-import typing
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Annotated, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field, Strict, ValidationError, model_validator
+from pydantic.dataclasses import dataclass as model
+
+from .problems import invalid
+from .problems import problems as pydantic_problems
 
 DEFAULT_CONFIG_PATH = Path("/etc/clinic-kiosk/kiosk.toml")
+
+#: TOML has real types: a setting takes exactly its own (no "5" for 5, no 1
+#: for true), and a whole number where a number is asked.
+Int = Annotated[int, Strict()]
+Float = Annotated[float, Strict()]
+Bool = Annotated[bool, Strict()]
+Str = Annotated[str, Strict()]
+StrList = Annotated[list[Str], Strict()]
+SECTION = ConfigDict(extra="forbid")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 
 
 class ConfigError(Exception):
@@ -43,108 +60,199 @@ def _doc_factory(text: str, factory):
     return field(default_factory=factory, metadata={"doc": text})
 
 
-@dataclass(frozen=True)
+def _check(section: str, found: list[tuple[str, str, object]]):
+    """Raises every range problem of a section at once (``(key, message, value)``)."""
+    if found:
+        raise invalid(section, [((key,), msg, value) for key, msg, value in found])
+
+
+@model(frozen=True, config=SECTION)
 class ClinicSection:
-    name: str = _doc("Clinic name shown on the welcome screen.", "Our Clinic")
-    languages: list[str] = _doc_factory(
+    name: Str = _doc("Clinic name shown on the welcome screen.", "Our Clinic")
+    languages: StrList = _doc_factory(
         "Languages offered on the welcome screen, as codes of the content pack.",
         lambda: ["en", "es"],
     )
-    default_language: str = _doc("Language a new visit starts in.", "en")
+    default_language: Str = _doc("Language a new visit starts in.", "en")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        found = []
+        if not self.languages:
+            found.append(("languages", "must name at least one language", self.languages))
+        if self.default_language not in self.languages:
+            found.append(("default_language", f"'{self.default_language}' is not in clinic.languages",
+                          self.default_language))
+        _check("clinic", found)
+        return self
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=SECTION)
 class KioskSection:
-    idle_timeout_s: int = _doc(
+    idle_timeout_s: Int = _doc(
         "Seconds without a touch before the 'still there?' countdown (at least 20).", 90
     )
-    idle_countdown_s: int = _doc(
+    idle_countdown_s: Int = _doc(
         "Seconds the 'still there?' countdown runs before the visit is wiped (at least 20).", 30
     )
-    data_dir: str = _doc(
+    data_dir: Str = _doc(
         "Where the database, keys and tokens live.", "/var/lib/clinic-kiosk"
     )
-    database: str = _doc(
+    database: Str = _doc(
         "SQLite database file; empty means kiosk.db inside data_dir.", ""
     )
-    content_pack: str = _doc(
+    content_pack: Str = _doc(
         "Folder of the content pack, or a FHIR R4 Questionnaire JSON file from another tool; "
         "empty means the built-in default pack.", ""
     )
-    media_manifest: str = _doc(
+    media_manifest: Str = _doc(
         "Manifest of the explainer videos; empty means the project's media/manifest.json.", ""
     )
-    fullscreen: bool = _doc("Run full screen (the kiosk) rather than in a window.", True)
-    large_text: bool = _doc("Start every visit with large text switched on.", False)
-    staff_pin_hash: str = _doc(
+    fullscreen: Bool = _doc("Run full screen (the kiosk) rather than in a window.", True)
+    large_text: Bool = _doc("Start every visit with large text switched on.", False)
+    staff_pin_hash: Str = _doc(
         "scrypt hash of the staff PIN, from `echo NEW-PIN | clinic-kiosk set-pin`; required: "
         "`validate` and `run` refuse a configuration without one (the demo PIN is public).",
         "",
     )
-    kiosk_id: str = _doc("A name for this kiosk, shown to staff.", "kiosk-1")
+    kiosk_id: Str = _doc("A name for this kiosk, shown to staff.", "kiosk-1")
+    staff_language: Str = _doc(
+        "Language of the staff screens, a language code the content pack offers.", "en"
+    )
+    screening: Str = _doc(
+        'The red-flag screening and its emergency alert: "on", or "off" to run a content pack '
+        "without them (a questionnaire from another tool on its own); `validate` says so each time.",
+        "on",
+    )
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        found = []
+        if self.idle_timeout_s < 20:
+            found.append(("idle_timeout_s", "must be at least 20 seconds (patients need time to read)",
+                          self.idle_timeout_s))
+        if self.idle_countdown_s < 20:
+            found.append(("idle_countdown_s", "must be at least 20 seconds", self.idle_countdown_s))
+        if not LANGUAGE_RE.match(self.staff_language):
+            found.append(("staff_language", f"{self.staff_language!r} is not a language code (e.g. 'en' or 'es')",
+                          self.staff_language))
+        if self.screening not in ("on", "off"):
+            found.append(("screening", f'{self.screening!r} must be "on" or "off"', self.screening))
+        _check("kiosk", found)
+        return self
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=SECTION)
 class GpioSection:
-    enabled: bool = _doc("Use the GPIO call button and lights.", True)
-    call_button_pin: int = _doc("BCM pin of the staff call button (to ground).", 17)
-    pull_up: bool = _doc("The button pulls the pin to ground when pressed.", True)
-    bounce_time_s: float = _doc("Ignore contact bounce shorter than this.", 0.05)
-    hold_time_s: float = _doc("A press this long by staff acknowledges a call.", 3.0)
-    call_led_pin: int = _doc("BCM pin of the 'call received' LED.", 27)
-    emergency_led_pin: int = _doc(
+    enabled: Bool = _doc("Use the GPIO call button and lights.", True)
+    call_button_pin: Int = _doc("BCM pin of the staff call button (to ground).", 17)
+    pull_up: Bool = _doc("The button pulls the pin to ground when pressed.", True)
+    bounce_time_s: Float = _doc("Ignore contact bounce shorter than this.", 0.05)
+    hold_time_s: Float = _doc("A press this long by staff acknowledges a call.", 3.0)
+    call_led_pin: Int = _doc("BCM pin of the 'call received' LED.", 27)
+    emergency_led_pin: Int = _doc(
         "BCM pin of the emergency light; 0 uses the call LED with a distinct pattern.", 22
     )
-    buzzer_pin: int = _doc("BCM pin of an optional buzzer; 0 for none.", 0)
-    escalate_after_s: float = _doc(
+    buzzer_pin: Int = _doc("BCM pin of an optional buzzer; 0 for none.", 0)
+    escalate_after_s: Float = _doc(
         "Seconds before an unacknowledged call blinks faster and sounds the buzzer.", 120.0
     )
-    demo_key: str = _doc("Keyboard key that stands in for the button with mock GPIO.", "f12")
+    demo_key: Str = _doc("Keyboard key that stands in for the button with mock GPIO.", "f12")
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        found = []
+        for key in ("call_button_pin", "call_led_pin", "emergency_led_pin", "buzzer_pin"):
+            pin = getattr(self, key)
+            if not 0 <= pin <= 27:
+                found.append((key, f"{pin} is not a BCM GPIO number (0 to 27)", pin))
+        if self.bounce_time_s < 0 or self.hold_time_s <= 0:
+            found.append(("hold_time_s", "times must be positive", self.hold_time_s))
+        _check("gpio", found)
+        return self
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=SECTION)
 class HubSection:
-    url: str = _doc("Clinic hub URL, e.g. https://hub.local:8443; empty for none.", "")
-    sync_interval_s: float = _doc("Seconds between sync attempts while idle.", 10.0)
-    retention_s: int = _doc(
+    url: Str = _doc("Clinic hub URL, e.g. https://hub.local:8443; empty for none.", "")
+    sync_interval_s: Float = _doc("Seconds between sync attempts while idle.", 10.0)
+    retention_s: Int = _doc(
         "Seconds a record stays on the kiosk after the hub acknowledged it (0: at once).", 0
     )
-    batch_size: int = _doc("Most records sent to the hub in one request.", 100)
-    backoff_base_s: float = _doc(
+    batch_size: Int = _doc("Most records sent to the hub in one request.", 100)
+    backoff_base_s: Float = _doc(
         "First wait after the hub could not be reached; doubles on each failure.", 1.0
     )
-    backoff_max_s: float = _doc("Longest wait between attempts while the hub is away.", 300.0)
-    request_timeout_s: float = _doc("Seconds to wait for the hub before trying again later.", 15.0)
-    max_attempts: int = _doc(
+    backoff_max_s: Float = _doc("Longest wait between attempts while the hub is away.", 300.0)
+    request_timeout_s: Float = _doc("Seconds to wait for the hub before trying again later.", 15.0)
+    max_attempts: Int = _doc(
         "Times the hub may fail on one record before the kiosk sets it aside (kept on the device, "
         "shown in `clinic-kiosk status`).",
         8,
     )
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        found = []
+        if self.url and not self.url.startswith(("http://", "https://")):
+            found.append(("url", f"'{self.url}' must start with https:// (or http:// for tests)", self.url))
+        if self.max_attempts < 1:
+            found.append(("max_attempts", "must be at least 1", self.max_attempts))
+        _check("hub", found)
+        return self
 
 
 #: Screen rotations the display can be turned to, in degrees clockwise.
 ROTATIONS = (0, 90, 180, 270)
 
 
-@dataclass(frozen=True)
+@model(frozen=True, config=SECTION)
 class DisplaySection:
-    rotation: int = _doc(
+    rotation: Int = _doc(
         "Turn the picture this many degrees (0, 90, 180 or 270), e.g. 180 for the official "
         "7-inch display mounted upside down in its case.", 0
     )
-    width: int = _doc("Screen width in pixels; 0 uses the display's own resolution.", 0)
-    height: int = _doc("Screen height in pixels; 0 uses the display's own resolution.", 0)
-    touch_rotation: int = _doc(
+    width: Int = _doc("Screen width in pixels; 0 uses the display's own resolution.", 0)
+    height: Int = _doc("Screen height in pixels; 0 uses the display's own resolution.", 0)
+    touch_rotation: Int = _doc(
         "Turn the touch input this many degrees (0, 90, 180 or 270) when the touch panel is "
         "mounted differently from the picture (some HDMI touch monitors).", 0
     )
-    touch_invert_x: bool = _doc("Mirror the touch input left to right.", False)
-    touch_invert_y: bool = _doc("Mirror the touch input top to bottom.", False)
+    touch_invert_x: Bool = _doc("Mirror the touch input left to right.", False)
+    touch_invert_y: Bool = _doc("Mirror the touch input top to bottom.", False)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        found = []
+        for key in ("rotation", "touch_rotation"):
+            if getattr(self, key) not in ROTATIONS:
+                found.append((key, f"{getattr(self, key)} is not a rotation (0, 90, 180 or 270)",
+                              getattr(self, key)))
+        if (self.width == 0) != (self.height == 0) or self.width < 0 or self.height < 0:
+            found.append(("width", f"{self.width}x{self.height}: give both width and height in pixels, "
+                                   "or 0 for both", self.width))
+        _check("display", found)
+        return self
 
     @property
     def touch_adjusted(self) -> bool:
         """Whether the touch input needs turning or mirroring at all."""
         return bool(self.touch_rotation or self.touch_invert_x or self.touch_invert_y)
+
+
+@model(frozen=True, config=SECTION)
+class AudioSection:
+    read_aloud: Bool = _doc("Read each question aloud (text to speech) as it is shown.", False)
+    device: Str = _doc("Sound output device; empty means the system default.", "")
+    volume: Int = _doc("Volume of the voice and sounds, 0 to 100.", 80)
+
+    @model_validator(mode="after")
+    def _ranges(self):
+        found = []
+        if not 0 <= self.volume <= 100:
+            found.append(("volume", f"{self.volume} is not a volume from 0 to 100", self.volume))
+        _check("audio", found)
+        return self
 
 
 @dataclass(frozen=True)
@@ -154,6 +262,7 @@ class Config:
     gpio: GpioSection = field(default_factory=GpioSection)
     hub: HubSection = field(default_factory=HubSection)
     display: DisplaySection = field(default_factory=DisplaySection)
+    audio: AudioSection = field(default_factory=AudioSection)
     source: str = "<defaults>"
 
     @property
@@ -175,97 +284,30 @@ class Config:
         return dataclasses.replace(self, **{section: new})
 
 
+class ConfigFile(BaseModel):
+    """The TOML file: each ``[section]`` is optional, unknown ones are refused."""
+
+    model_config = ConfigDict(extra="forbid")
+    unknown_word: ClassVar[str] = "section"
+    clinic: ClinicSection = Field(default_factory=ClinicSection)
+    kiosk: KioskSection = Field(default_factory=KioskSection)
+    gpio: GpioSection = Field(default_factory=GpioSection)
+    hub: HubSection = Field(default_factory=HubSection)
+    display: DisplaySection = Field(default_factory=DisplaySection)
+    audio: AudioSection = Field(default_factory=AudioSection)
+
+
 SECTIONS = {f.name: f.type for f in dataclasses.fields(Config) if f.name != "source"}
 
 
-def _section_class(name: str):
-    return typing.get_type_hints(Config)[name]
-
-
-def _check_type(value, expected) -> bool:
-    origin = typing.get_origin(expected)
-    if origin is list:
-        (inner,) = typing.get_args(expected)
-        return isinstance(value, list) and all(_check_type(v, inner) for v in value)
-    if expected is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
-    if expected is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    return isinstance(value, expected)
-
-
-def _type_name(expected) -> str:
-    if typing.get_origin(expected) is list:
-        return f"a list of {_type_name(typing.get_args(expected)[0])}"
-    return {str: "a string", int: "a whole number", float: "a number", bool: "true or false"}[
-        expected
-    ]
-
-
-def _range_problems(cfg: Config) -> list[tuple[str, str]]:
-    out = []
-    k = cfg.kiosk
-    if k.idle_timeout_s < 20:
-        out.append(("kiosk.idle_timeout_s", "must be at least 20 seconds (patients need time to read)"))
-    if k.idle_countdown_s < 20:
-        out.append(("kiosk.idle_countdown_s", "must be at least 20 seconds"))
-    if not cfg.clinic.languages:
-        out.append(("clinic.languages", "must name at least one language"))
-    if cfg.clinic.default_language not in cfg.clinic.languages:
-        out.append(("clinic.default_language", f"'{cfg.clinic.default_language}' is not in clinic.languages"))
-    g = cfg.gpio
-    for key in ("call_button_pin", "call_led_pin", "emergency_led_pin", "buzzer_pin"):
-        pin = getattr(g, key)
-        if not 0 <= pin <= 27:
-            out.append((f"gpio.{key}", f"{pin} is not a BCM GPIO number (0 to 27)"))
-    if g.bounce_time_s < 0 or g.hold_time_s <= 0:
-        out.append(("gpio.hold_time_s", "times must be positive"))
-    d = cfg.display
-    for key in ("rotation", "touch_rotation"):
-        if getattr(d, key) not in ROTATIONS:
-            out.append((f"display.{key}", f"{getattr(d, key)} is not a rotation (0, 90, 180 or 270)"))
-    if (d.width == 0) != (d.height == 0) or d.width < 0 or d.height < 0:
-        out.append(("display.width", f"{d.width}x{d.height}: give both width and height in pixels, or 0 for both"))
-    if cfg.hub.url and not cfg.hub.url.startswith(("http://", "https://")):
-        out.append(("hub.url", f"'{cfg.hub.url}' must start with https:// (or http:// for tests)"))
-    if cfg.hub.max_attempts < 1:
-        out.append(("hub.max_attempts", "must be at least 1"))
-    return out
-
-
 def parse(data: dict, source: str = "<string>") -> Config:
-    """Builds a :class:`Config` from parsed TOML, checking every key."""
-    problems: list[str] = []
-    sections = {}
-    for name, values in data.items():
-        if name not in SECTIONS:
-            problems.append(f"{source}:{name}: unknown section (known: {', '.join(SECTIONS)})")
-            continue
-        if not isinstance(values, dict):
-            problems.append(f"{source}:{name}: must be a [{name}] table")
-            continue
-        cls = _section_class(name)
-        hints = typing.get_type_hints(cls)
-        kwargs = {}
-        for key, value in values.items():
-            if key not in hints:
-                problems.append(
-                    f"{source}:{name}.{key}: unknown key (known: {', '.join(hints)})"
-                )
-            elif not _check_type(value, hints[key]):
-                problems.append(
-                    f"{source}:{name}.{key}: expected {_type_name(hints[key])}, got {value!r}"
-                )
-            else:
-                kwargs[key] = float(value) if hints[key] is float else value
-        sections[name] = cls(**kwargs)
-    if problems:
-        raise ConfigError(problems)
-    cfg = Config(**sections, source=source)
-    range_problems = _range_problems(cfg)
-    if range_problems:
-        raise ConfigError([f"{source}:{loc}: {msg}" for loc, msg in range_problems])
-    return cfg
+    """Builds a :class:`Config` from parsed TOML, checking every key: one
+    ``path:location: message`` line per problem (:mod:`kiosk.problems`)."""
+    try:
+        parsed = ConfigFile.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(pydantic_problems(source, exc, model=ConfigFile)) from None
+    return Config(**{name: getattr(parsed, name) for name in SECTIONS}, source=source)
 
 
 def staff_pin_problems(cfg: Config) -> list[str]:

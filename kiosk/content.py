@@ -232,10 +232,13 @@ class ContentStore:
         path = folder if info["entry"] == "." else folder / info["entry"]
         return path if path.exists() else None
 
-    def install(self, data: bytes, signature_b64: str, offered_version: str, offered_sha256: str):
+    def install(self, data: bytes, signature_b64: str, offered_version: str, offered_sha256: str,
+                config=None):
         """Verifies, unpacks and self-tests a downloaded bundle; on success
         makes it current and returns the loaded pack. Raises
-        :class:`ContentError` (and keeps what was current) otherwise."""
+        :class:`ContentError` (and keeps what was current) otherwise. With
+        the kiosk's ``config``, content without the red-flag screening is
+        refused too unless it says ``[kiosk] screening = "off"``."""
         from nacl.exceptions import BadSignatureError
         from nacl.signing import VerifyKey
 
@@ -268,6 +271,8 @@ class ContentStore:
                 raise ContentError(f"{final}:1: cannot unpack ({exc.strerror or type(exc).__name__})") from None
         path = final if bundle.entry == "." else final / bundle.entry
         pack, problems = selftest(path)
+        if not problems and config is not None:
+            problems = config_problems(config, pack)[0]
         if problems:
             raise ContentError(problems[:5])
         info = {"version": bundle.content_version, "sha256": sha, "dir": name, "entry": bundle.entry}
@@ -295,18 +300,49 @@ def pack_source(config) -> str | None:
     return config.kiosk.content_pack or None
 
 
+def config_problems(config, pack) -> tuple[list[str], list[str]]:
+    """(problems, notices) of running ``pack`` with ``config``: the red-flag
+    screening (:func:`kiosk.questionnaire.compose.screening_problems`) and
+    a ``[kiosk] staff_language`` the pack offers."""
+    from .questionnaire.compose import screening_problems
+
+    problems, notices = screening_problems(pack, config.kiosk.screening, config.source)
+    if config.kiosk.staff_language not in pack.languages:
+        problems.append(f"{config.source}:kiosk.staff_language: {config.kiosk.staff_language!r} is not a "
+                        f"language of the content pack (it offers {', '.join(pack.languages)})")
+    return problems, notices
+
+
 def load_current_pack(config):
     """The pack in use: the published content when it loads, else the
     configured one (a published version that no longer loads, e.g. after a
     kiosk software update, is logged and set aside). Raises PackError only
-    for the configured pack."""
+    for the configured pack.
+
+    A pack without the red-flag screening is used only when the
+    configuration says ``[kiosk] screening = "off"``, and only a pack that
+    offers ``[kiosk] staff_language`` (see :func:`config_problems`);
+    published content that fails them is set aside like content that does
+    not load."""
     from .questionnaire import PackError, load_pack
 
     published = ContentStore(config.data_path).pack_path()
     if published is not None:
         try:
-            return load_pack(published)
+            pack = load_pack(published)
+            problems, notices = config_problems(config, pack)
+            if problems:
+                raise PackError(problems, notices)
+            for line in notices:
+                log.warning("content: %s", line)
+            return pack
         except PackError as exc:
-            log.error("content: the published content does not load (%s); using the configured pack",
+            log.error("content: the published content cannot be used (%s); using the configured pack",
                       exc.problems[0] if exc.problems else "unknown")
-    return load_pack(config.kiosk.content_pack or None)
+    pack = load_pack(config.kiosk.content_pack or None)
+    problems, notices = config_problems(config, pack)
+    if problems:
+        raise PackError(problems, notices)
+    for line in notices:
+        log.warning("content: %s", line)
+    return pack

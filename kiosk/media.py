@@ -50,12 +50,15 @@ from fractions import Fraction
 from pathlib import Path
 from typing import Any, Iterator, Mapping
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+
+from .problems import invalid
+from .problems import problems as pydantic_problems
+
 DEFAULT_MANIFEST = Path(__file__).resolve().parent.parent / "media" / "manifest.json"
 
 TEXT_FIELDS = ("title", "summary", "expect", "not_suitable")
 PATH_FIELDS = ("video", "poster")
-KNOWN_KEYS = {"id", *TEXT_FIELDS, *PATH_FIELDS, "captions", "scene"}
-TOP_KEYS = {"version", "languages", "techniques"}
 ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(-[A-Z]{2})?$")
 
@@ -427,75 +430,148 @@ def _json_problem(path: Path, exc: json.JSONDecodeError) -> str:
     return f"{path}:{exc.lineno}:{exc.colno}: not valid JSON: {exc.msg}"
 
 
+def _language_problems(value: Any, languages: list[str], what: str) -> list[tuple[tuple, str, Any]]:
+    """Why ``value`` is not a map of each manifest language to ``what``."""
+    if not isinstance(value, dict):
+        return [((), f"must be an object mapping each language to {what}", value)]
+    found = []
+    for lang in value:
+        if lang not in languages:
+            found.append(((lang,), f"language {lang!r} is not one of the manifest's languages "
+                                   f"({', '.join(languages)})", lang))
+    for lang in languages:
+        if lang not in value:
+            found.append(((), f"missing language {lang!r}", value))
+        elif not isinstance(value[lang], str) or not value[lang].strip():
+            found.append(((lang,), f"must be non-empty {what}", value[lang]))
+    return found
+
+
+class _Manifest(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def _required(**kw):
+    """A field that is checked even when it is missing (for its own message)."""
+    return Field(default=None, validate_default=True, **kw)
+
+
+class TechniqueSpec(_Manifest):
+    """One entry of ``techniques``; its texts and captions are checked
+    against the manifest's ``languages``, given as validation context."""
+
+    id: Any = _required()
+    title: Any = _required()
+    summary: Any = _required()
+    expect: Any = _required()
+    not_suitable: Any = _required()
+    video: Any = _required()
+    poster: Any = _required()
+    captions: Any = _required()
+    scene: Any = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value):
+        if not isinstance(value, str) or not ID_RE.match(value):
+            raise ValueError("must be a lower-case id such as 'deep-tissue'")
+        return value
+
+    @field_validator(*TEXT_FIELDS)
+    @classmethod
+    def _texts(cls, value, info: ValidationInfo):
+        found = _language_problems(value, (info.context or {}).get("languages", []), "text")
+        if found:
+            raise invalid(info.field_name, found)
+        return value
+
+    @field_validator(*PATH_FIELDS)
+    @classmethod
+    def _path(cls, value):
+        if not isinstance(value, str) or not value.strip():
+            raise ValueError("must be a file path")
+        return value
+
+    @field_validator("captions")
+    @classmethod
+    def _captions(cls, value, info: ValidationInfo):
+        found = _language_problems(value, (info.context or {}).get("languages", []), "a .vtt file path")
+        if found:
+            raise invalid("captions", found)
+        return value
+
+    @field_validator("scene")
+    @classmethod
+    def _scene(cls, value):
+        if value is not None and (not isinstance(value, str) or not ID_RE.match(value)):
+            raise ValueError("must be a scene name such as 'swedish'")
+        return value
+
+
+class ManifestSpec(_Manifest):
+    """``media/manifest.json``; each technique is then checked on its own
+    (:class:`TechniqueSpec`), so every broken one is reported."""
+
+    version: Any = _required()
+    languages: Any = _required()
+    techniques: Any = _required()
+
+    @field_validator("version")
+    @classmethod
+    def _version(cls, value):
+        if value != 1 or isinstance(value, bool):
+            raise ValueError(f"unsupported manifest version {value!r} (expected 1)")
+        return value
+
+    @field_validator("languages")
+    @classmethod
+    def _languages(cls, value):
+        if not isinstance(value, list) or not value or not all(isinstance(lang, str) for lang in value):
+            raise ValueError("must be a non-empty list of language codes such as [\"en\", \"es\"]")
+        found = [((i,), f"{lang!r} is not a language code (expected e.g. 'en' or 'es')", lang)
+                 for i, lang in enumerate(value) if not LANGUAGE_RE.match(lang)]
+        if len(set(value)) != len(value):
+            found.append(((), "a language is listed twice", value))
+        if found:
+            raise invalid("languages", found)
+        return value
+
+    @field_validator("techniques")
+    @classmethod
+    def _techniques(cls, value):
+        if not isinstance(value, list) or not value:
+            raise ValueError("must be a non-empty list")
+        return value
+
+
 def check_manifest(data: Any, path: str | Path) -> list[str]:
     """Structural problems of already-parsed manifest ``data`` (pure: no
     files are touched). Each is a ``path:location: message`` line."""
-    problems: list[str] = []
-
-    def problem(location: str, message: str) -> None:
-        problems.append(f"{path}:{location}: {message}")
-
     if not isinstance(data, dict):
-        problem("$", "the manifest must be a JSON object")
-        return problems
-    for key in sorted(set(data) - TOP_KEYS):
-        problem(key, f"unknown key {key!r} (expected one of {', '.join(sorted(TOP_KEYS))})")
-    if data.get("version") != 1:
-        problem("version", f"unsupported manifest version {data.get('version')!r} (expected 1)")
-    languages = data.get("languages")
-    if (not isinstance(languages, list) or not languages
-            or not all(isinstance(lang, str) for lang in languages)):
-        problem("languages", "must be a non-empty list of language codes such as [\"en\", \"es\"]")
-        languages = []
-    for i, lang in enumerate(languages):
-        if not LANGUAGE_RE.match(lang):
-            problem(f"languages[{i}]", f"{lang!r} is not a language code (expected e.g. 'en' or 'es')")
-    if len(set(languages)) != len(languages):
-        problem("languages", "a language is listed twice")
+        return [f"{path}:$: the manifest must be a JSON object"]
+    problems: list[str] = []
+    try:
+        ManifestSpec.model_validate(data)
+    except ValidationError as exc:
+        problems.extend(pydantic_problems(str(path), exc, model=ManifestSpec))
     techniques = data.get("techniques")
     if not isinstance(techniques, list) or not techniques:
-        problem("techniques", "must be a non-empty list")
         return problems
-
-    def check_languages(location: str, value: Any, what: str) -> None:
-        if not isinstance(value, dict):
-            problem(location, f"must be an object mapping each language to {what}")
-            return
-        for lang in value:
-            if lang not in languages:
-                problem(f"{location}.{lang}",
-                        f"language {lang!r} is not one of the manifest's languages ({', '.join(languages)})")
-        for lang in languages:
-            if lang not in value:
-                problem(location, f"missing language {lang!r}")
-            elif not isinstance(value[lang], str) or not value[lang].strip():
-                problem(f"{location}.{lang}", f"must be non-empty {what}")
-
+    languages = data.get("languages")
+    if not isinstance(languages, list) or not all(isinstance(lang, str) for lang in languages):
+        languages = []
+    context = {"languages": languages}
     seen: set[str] = set()
     for i, entry in enumerate(techniques):
-        here = f"techniques[{i}]"
-        if not isinstance(entry, dict):
-            problem(here, "must be an object")
-            continue
-        for key in sorted(set(entry) - KNOWN_KEYS):
-            problem(f"{here}.{key}", f"unknown key {key!r}")
-        tid = entry.get("id")
-        if not isinstance(tid, str) or not ID_RE.match(tid):
-            problem(f"{here}.id", "must be a lower-case id such as 'deep-tissue'")
-        elif tid in seen:
-            problem(f"{here}.id", f"duplicate id {tid!r}")
-        else:
+        try:
+            TechniqueSpec.model_validate(entry, context=context)
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(str(path), exc, ("techniques", i), model=TechniqueSpec))
+        tid = entry.get("id") if isinstance(entry, dict) else None
+        if isinstance(tid, str) and ID_RE.match(tid):
+            if tid in seen:
+                problems.append(f"{path}:techniques[{i}].id: duplicate id {tid!r}")
             seen.add(tid)
-        for name in TEXT_FIELDS:
-            check_languages(f"{here}.{name}", entry.get(name), "text")
-        for name in PATH_FIELDS:
-            value = entry.get(name)
-            if not isinstance(value, str) or not value.strip():
-                problem(f"{here}.{name}", "must be a file path")
-        check_languages(f"{here}.captions", entry.get("captions"), "a .vtt file path")
-        scene = entry.get("scene")
-        if scene is not None and (not isinstance(scene, str) or not ID_RE.match(scene)):
-            problem(f"{here}.scene", "must be a scene name such as 'swedish'")
     return problems
 
 

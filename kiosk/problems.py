@@ -22,9 +22,11 @@ kiosk.toml:kiosk.colour: unknown key
 
 from __future__ import annotations
 
-from typing import Iterable
+import typing
+from typing import Any, Callable, Iterable
 
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
+from pydantic_core import InitErrorDetails
 
 #: Plain wording for pydantic's error types; ``{input}`` is the value given.
 MESSAGES = {
@@ -42,7 +44,11 @@ MESSAGES = {
     "model_attributes_type": "expected a table/object, got {input!r}",
     "missing": "required, but missing",
     "extra_forbidden": "unknown key",
+    "unexpected_keyword_argument": "unknown key",
+    "dataclass_type": "expected a table/object, got {input!r}",
 }
+#: Error types that mean "a key the model does not have".
+UNKNOWN_KEY = {"extra_forbidden", "unexpected_keyword_argument"}
 
 
 def location(loc: Iterable) -> str:
@@ -77,12 +83,83 @@ def message(error: dict) -> str:
         return str(error.get("msg", kind))
 
 
-def problems(path: str, exc: ValidationError, prefix: Iterable = ()) -> list[str]:
+def _fields(model) -> dict:
+    """The fields of a pydantic model or pydantic dataclass ({} otherwise)."""
+    if isinstance(model, type) and issubclass(model, BaseModel):
+        return model.model_fields
+    return getattr(model, "__pydantic_fields__", {}) if isinstance(model, type) else {}
+
+
+def _inner(tp):
+    """The model a field's type holds (through Optional, lists, dicts and Annotated)."""
+    while True:
+        if _fields(tp):
+            return tp
+        args = [a for a in typing.get_args(tp) if a is not type(None)]
+        if not args:
+            return None
+        tp = args[-1] if typing.get_origin(tp) is dict else args[0]
+
+
+def model_at(model, loc: Iterable):
+    """The model found at ``loc`` inside ``model`` (None when it is not one)."""
+    for part in loc:
+        if isinstance(part, int):
+            continue  # an index into a list of models
+        fields = _fields(model)
+        if part in fields:
+            model = _inner(fields[part].annotation)
+        elif not fields:
+            continue  # a key of a dict of models
+        else:
+            return None
+        if model is None:
+            return None
+    return model
+
+
+def known_keys(model, loc: Iterable) -> tuple[str, str] | None:
+    """(what a key of the model at ``loc`` is called, the keys it knows):
+    a model names its keys with a ``unknown_word`` class attribute
+    ("section" for the configuration file), else "key"."""
+    found = model_at(model, loc)
+    fields = _fields(found)
+    if not fields:
+        return None
+    return getattr(found, "unknown_word", "key"), ", ".join(f.alias or name for name, f in fields.items())
+
+
+def problems(path: str, exc: ValidationError, prefix: Iterable = (), model=None,
+             relabel: Callable[[tuple], tuple] | None = None) -> list[str]:
     """One ``path:location: message`` line per error of ``exc``, in order;
-    ``prefix`` is put before every location (a part of a larger file)."""
+    ``prefix`` is put before every location (a part of a larger file).
+
+    With the ``model`` that was validated, an unknown key lists the keys
+    the model knows; ``relabel`` may rewrite a location first (to name a
+    list entry by its id, as ``rules[3] (ces-saddle)``)."""
     lead = tuple(prefix)
     lines = []
     for error in exc.errors(include_url=False):
-        where = location(lead + tuple(error.get("loc", ())))
-        lines.append(f"{path}:{where}: {message(error)}" if where else f"{path}: {message(error)}")
+        loc = tuple(error.get("loc", ()))
+        text = message(error)
+        if model is not None and error.get("type") in UNKNOWN_KEY:
+            known = known_keys(model, loc[:-1])
+            if known:
+                text = f"unknown {known[0]} (known: {known[1]})"
+        if relabel is not None:
+            loc = relabel(loc)
+        where = location(lead + loc)
+        lines.append(f"{path}:{where}: {text}" if where else f"{path}: {text}")
     return lines
+
+
+def invalid(title: str, found: list[tuple[tuple, str, Any]]) -> ValidationError:
+    """A ValidationError holding every ``(location, message, input)`` of
+    ``found``, for a validator that checks several things at once and must
+    report them all (pydantic stops at a validator's first raise)::
+
+        raise invalid("Rule", [((), "reason is missing", None), (("codes",), "unknown linkId 'x'", "x")])
+    """
+    details = [InitErrorDetails(type="value_error", loc=tuple(loc), input=value, ctx={"error": msg})
+               for loc, msg, value in found]
+    return ValidationError.from_exception_data(title, details)

@@ -28,9 +28,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
+from typing import Any, Optional
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, model_validator
 
 from .compare import COMPARE, compare
+from .problems import invalid
+from .problems import problems as pydantic_problems
 
 TIERS = ("emergency", "urgent", "caution", "none")
 TIER_RANK = {t: len(TIERS) - 1 - i for i, t in enumerate(TIERS)}  # none=0 … emergency=3
@@ -215,80 +219,192 @@ def evaluate(ruleset: RuleSet, answers: dict, visit_date: dt.date) -> Result:
 
 
 # -- parsing and validation --------------------------------------------------
+#
+# rules.json is described by pydantic models (its entries may carry notes for
+# people, so unknown keys are left alone); what depends on the questionnaire
+# (linkIds, item types, answer codes) is checked against the items given as
+# validation context. Every problem goes through kiosk.problems, named by the
+# entry's id: ``rules[3] (ces-saddle).when: unknown linkId 'rf-sadle'``.
 
 
-class _Checker:
-    def __init__(self, items: dict, path: str):
-        self.items = items
-        self.path = path
-        self.problems: list[str] = []
+class _Spec(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
 
-    def problem(self, where: str, msg: str) -> None:
-        self.problems.append(f"{self.path}:{where}: {msg}")
 
-    def item(self, where: str, link_id) -> Any:
-        item = self.items.get(link_id) if isinstance(link_id, str) else None
-        if item is None:
-            self.problem(where, f"unknown linkId {link_id!r}")
-        return item
+def _items_of(info: ValidationInfo) -> dict:
+    return (info.context or {}).get("items", {})
 
-    def value_fits(self, where: str, item, op: str, value) -> None:
-        if op == "answered":
-            if not isinstance(value, bool):
-                self.problem(where, "'answered' needs true or false")
-            return
-        values = value if op == "in" else [value]
-        if op == "in" and not isinstance(value, list):
-            self.problem(where, "'in' needs a list")
-            return
-        if op == "includes" and not item.repeats:
-            self.problem(where, f"'includes' needs a multi-choice item; {item.link_id!r} is not")
-            return
-        for v in values:
-            if item.type == "choice":
-                bad = item.option(v) is None
-            elif item.type == "boolean":
-                bad = not isinstance(v, bool)
-            elif item.type in ("integer", "decimal"):
-                bad = isinstance(v, bool) or not isinstance(v, (int, float))
-            else:
-                bad = not isinstance(v, str)
-            if bad:
-                self.problem(where, f"threshold {v!r} does not fit {item.link_id!r}, a {item.type} item")
 
-    def condition(self, where: str, cond) -> None:
-        if not isinstance(cond, dict) or len(cond) == 0:
-            self.problem(where, "a condition must be an object")
-            return
-        if "all" in cond or "any" in cond:
-            key = "all" if "all" in cond else "any"
-            if not isinstance(cond[key], list) or not cond[key]:
-                self.problem(where, f"'{key}' needs a non-empty list")
-                return
-            for n, c in enumerate(cond[key]):
-                self.condition(f"{where}.{key}[{n}]", c)
-        elif "not" in cond:
-            self.condition(f"{where}.not", cond["not"])
-        elif "yes" in cond:
-            item = self.item(where, cond["yes"])
-            if item is not None and item.type != "boolean":
-                self.problem(where, f"'yes' needs a yes/no item; {item.link_id!r} is {item.type}")
-        elif "answer" in cond or "computed" in cond:
-            op = cond.get("op")
-            if op not in RULE_OPS:
-                self.problem(where, f"op {op!r} is not one of {', '.join(sorted(RULE_OPS))}")
-                return
-            if "computed" in cond:
-                if cond["computed"] not in COMPUTED:
-                    self.problem(where, f"unknown computed value {cond['computed']!r} (known: age)")
-                elif op != "answered" and (isinstance(cond.get("value"), bool) or not isinstance(cond.get("value"), (int, float))):
-                    self.problem(where, f"threshold {cond.get('value')!r} for age must be a number")
-                return
-            item = self.item(where, cond["answer"])
-            if item is not None:
-                self.value_fits(where, item, op, cond.get("value"))
+def _item_problem(loc: tuple, items: dict, link_id) -> list:
+    if isinstance(link_id, str) and link_id in items:
+        return []
+    return [(loc, f"unknown linkId {link_id!r}", link_id)]
+
+
+def _value_problems(loc: tuple, item, op: str, value) -> list:
+    if op == "answered":
+        return [] if isinstance(value, bool) else [(loc, "'answered' needs true or false", value)]
+    if op == "in" and not isinstance(value, list):
+        return [(loc, "'in' needs a list", value)]
+    if op == "includes" and not item.repeats:
+        return [(loc, f"'includes' needs a multi-choice item; {item.link_id!r} is not", value)]
+    found = []
+    for v in value if op == "in" else [value]:
+        if item.type == "choice":
+            bad = item.option(v) is None
+        elif item.type == "boolean":
+            bad = not isinstance(v, bool)
+        elif item.type in ("integer", "decimal"):
+            bad = isinstance(v, bool) or not isinstance(v, (int, float))
         else:
-            self.problem(where, f"unknown condition {sorted(cond)} (use yes, answer, computed, all, any, not)")
+            bad = not isinstance(v, str)
+        if bad:
+            found.append((loc, f"threshold {v!r} does not fit {item.link_id!r}, a {item.type} item", v))
+    return found
+
+
+def condition_problems(loc: tuple, cond, items: dict) -> list[tuple[tuple, str, Any]]:
+    """Every problem of one rule condition, as ``(location, message, value)``."""
+    if not isinstance(cond, dict) or len(cond) == 0:
+        return [(loc, "a condition must be an object", cond)]
+    if "all" in cond or "any" in cond:
+        key = "all" if "all" in cond else "any"
+        if not isinstance(cond[key], list) or not cond[key]:
+            return [(loc, f"'{key}' needs a non-empty list", cond[key])]
+        return [p for n, c in enumerate(cond[key]) for p in condition_problems((*loc, key, n), c, items)]
+    if "not" in cond:
+        return condition_problems((*loc, "not"), cond["not"], items)
+    if "yes" in cond:
+        found = _item_problem(loc, items, cond["yes"])
+        item = items.get(cond["yes"]) if not found else None
+        if item is not None and item.type != "boolean":
+            found.append((loc, f"'yes' needs a yes/no item; {item.link_id!r} is {item.type}", cond["yes"]))
+        return found
+    if "answer" in cond or "computed" in cond:
+        op = cond.get("op")
+        if op not in RULE_OPS:
+            return [(loc, f"op {op!r} is not one of {', '.join(sorted(RULE_OPS))}", op)]
+        if "computed" in cond:
+            value = cond.get("value")
+            if cond["computed"] not in COMPUTED:
+                return [(loc, f"unknown computed value {cond['computed']!r} (known: age)", cond["computed"])]
+            if op != "answered" and (isinstance(value, bool) or not isinstance(value, (int, float))):
+                return [(loc, f"threshold {value!r} for age must be a number", value)]
+            return []
+        found = _item_problem(loc, items, cond["answer"])
+        if found:
+            return found
+        return _value_problems(loc, items[cond["answer"]], op, cond.get("value"))
+    return [(loc, f"unknown condition {sorted(cond)} (use yes, answer, computed, all, any, not)", cond)]
+
+
+class RuleSpec(_Spec):
+    """One entry of ``rules``: when ``when`` holds, the visit gets at least
+    ``tier`` and the ``codes`` (linkIds of the questions that explain it)."""
+
+    id: Optional[str] = None
+    tier: Any = None
+    codes: Any = None
+    when: Any = None
+    reason: Any = None
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo):
+        items = _items_of(info)
+        found: list = []
+        if self.tier not in TIERS:
+            found.append(((), f"tier {self.tier!r} is not one of {', '.join(TIERS)}", self.tier))
+        if not isinstance(self.codes, list) or not self.codes:
+            found.append(((), "codes must be a non-empty list of linkIds", self.codes))
+        else:
+            for code in self.codes:
+                found += _item_problem(("codes",), items, code)
+        if not isinstance(self.reason, str) or not self.reason:
+            found.append(((), "reason (the clinician's summary line) is missing", self.reason))
+        if "when" not in self.model_fields_set:
+            found.append(((), "when is missing", None))
+        else:
+            found += condition_problems(("when",), self.when, items)
+        if found:
+            raise invalid("rule", found)
+        return self
+
+
+class BandCase(_Spec):
+    tests: dict[str, dict[str, Any]] = Field(default={}, alias="if")
+    then: Any = None
+
+
+class Band(_Spec):
+    name: str
+    cases: list[BandCase] = []
+
+
+class ScoreSpec(_Spec):
+    """One entry of ``scores``: how a score is computed from its items."""
+
+    id: Any = None
+    method: Any = None
+    items: Any = None
+    min_answered: Any = None
+    decimals: Optional[int] = None
+    points: dict[str, Any] = {}
+    subscales: dict[str, list[str]] = {}
+    bands: list[Band] = []
+    max_per_item: Any = None
+    notice: str = ""
+
+    @model_validator(mode="after")
+    def _check(self, info: ValidationInfo):
+        items = _items_of(info)
+        if not isinstance(self.id, str):
+            raise invalid("score", [((), "a score needs an id", self.id)])
+        if self.method not in SCORE_METHODS:
+            raise invalid("score", [((), f"method {self.method!r} is not one of {', '.join(sorted(SCORE_METHODS))}",
+                                     self.method)])
+        if not isinstance(self.items, list) or not self.items:
+            raise invalid("score", [((), "items must be a non-empty list of linkIds", self.items)])
+        found: list = []
+        for i in self.items:
+            found += _item_problem(("items",), items, i)
+        for name, sub in self.subscales.items():
+            found += [(("subscales", name), f"{i!r} is not one of the score's items", i)
+                      for i in sub if i not in self.items]
+        n = len(self.items)
+        if self.min_answered is not None and not (
+                isinstance(self.min_answered, int) and not isinstance(self.min_answered, bool)
+                and 1 <= self.min_answered <= n):
+            found.append(((), f"min_answered must be a whole number from 1 to {n}", self.min_answered))
+        if self.method == "percent" and (isinstance(self.max_per_item, bool)
+                                         or not isinstance(self.max_per_item, (int, float))):
+            found.append(((), "method 'percent' needs max_per_item", self.max_per_item))
+        for key, table in self.points.items():
+            if key != "*" and key not in self.items:
+                found.append((("points",), f"{key!r} is not one of the score's items", key))
+            if not isinstance(table, dict) or not all(
+                    isinstance(v, (int, float)) and not isinstance(v, bool) for v in table.values()):
+                found.append((("points", key), "must map answers to numbers", table))
+        variables = {"total", *self.subscales}
+        for b, band in enumerate(self.bands):
+            for c, case in enumerate(band.cases):
+                here = ("bands", b, "cases", c)
+                for var, test in case.tests.items():
+                    if var not in variables:
+                        found.append((here, f"unknown variable {var!r}", var))
+                    for op, v in test.items():
+                        if op not in BAND_OPS or isinstance(v, bool) or not isinstance(v, (int, float)):
+                            found.append((here, f"bad test {op!r}: {v!r}", v))
+        if found:
+            raise invalid("score", found)
+        return self
+
+
+class RulesFile(_Spec):
+    """rules.json: the triage rules and the scores, each checked on its own
+    (so that every broken entry is reported, named by its id)."""
+
+    rules: list[Any] = []
+    scores: list[Any] = []
 
 
 def _weights(items: dict, score_items: list, points: dict) -> dict:
@@ -305,94 +421,57 @@ def _weights(items: dict, score_items: list, points: dict) -> dict:
     return out
 
 
+def _label(kind: str, n: int, raw) -> str:
+    """How an entry is named in messages: ``rules[3] (ces-saddle)``."""
+    if kind == "scores":
+        return f"scores[{n}] ({raw.get('id', '?') if isinstance(raw, dict) else '?'})"
+    return f"rules[{n}] ({raw['id']})" if isinstance(raw, dict) and "id" in raw else f"rules[{n}]"
+
+
 def parse_rules(data, items: dict, path: str) -> tuple[RuleSet, list[str]]:
     """Reads and checks rules.json against the questionnaire's items."""
-    ck = _Checker(items, path)
     if not isinstance(data, dict):
-        ck.problem("1", "must be a JSON object with 'rules' and 'scores'")
-        return RuleSet((), ()), ck.problems
+        return RuleSet((), ()), [f"{path}:1: must be a JSON object with 'rules' and 'scores'"]
+    try:
+        top = RulesFile.model_validate(data)
+    except ValidationError as exc:
+        return RuleSet((), ()), pydantic_problems(path, exc, model=RulesFile)
+    problems: list[str] = []
+    context = {"items": items}
     rules = []
     seen = set()
-    for n, raw in enumerate(data.get("rules", [])):
-        where = f"rules[{n}]"
-        if not isinstance(raw, dict):
-            ck.problem(where, "must be an object")
+    for n, raw in enumerate(top.rules):
+        label = _label("rules", n, raw)
+        if isinstance(raw, dict) and "id" in raw:
+            if raw["id"] in seen:
+                problems.append(f"{path}:{label}: duplicate rule id")
+            seen.add(raw["id"])
+        try:
+            spec = RuleSpec.model_validate(raw, context=context)
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(path, exc, relabel=lambda loc, label=label: (label, *loc)))
             continue
-        rid = raw.get("id", where)
-        where = f"rules[{n}] ({rid})"
-        if rid in seen:
-            ck.problem(where, "duplicate rule id")
-        seen.add(rid)
-        tier = raw.get("tier")
-        if tier not in TIERS:
-            ck.problem(where, f"tier {tier!r} is not one of {', '.join(TIERS)}")
-        codes = raw.get("codes")
-        if not isinstance(codes, list) or not codes:
-            ck.problem(where, "codes must be a non-empty list of linkIds")
-            codes = []
-        for code in codes:
-            ck.item(f"{where}.codes", code)
-        if not isinstance(raw.get("reason"), str) or not raw.get("reason"):
-            ck.problem(where, "reason (the clinician's summary line) is missing")
-        if "when" not in raw:
-            ck.problem(where, "when is missing")
-        else:
-            ck.condition(f"{where}.when", raw["when"])
-        rules.append(Rule(str(rid), str(tier), tuple(codes), raw.get("when", {}), str(raw.get("reason", ""))))
+        rules.append(Rule(spec.id or f"rules[{n}]", spec.tier, tuple(spec.codes), spec.when, spec.reason))
     scores = []
-    for n, raw in enumerate(data.get("scores", [])):
-        where = f"scores[{n}] ({raw.get('id', '?') if isinstance(raw, dict) else '?'})"
-        if not isinstance(raw, dict) or not isinstance(raw.get("id"), str):
-            ck.problem(where, "a score needs an id")
+    for n, raw in enumerate(top.scores):
+        label = _label("scores", n, raw)
+        try:
+            spec = ScoreSpec.model_validate(raw, context=context)
+        except ValidationError as exc:
+            problems.extend(pydantic_problems(path, exc, relabel=lambda loc, label=label: (label, *loc)))
             continue
-        method = raw.get("method")
-        if method not in SCORE_METHODS:
-            ck.problem(where, f"method {method!r} is not one of {', '.join(sorted(SCORE_METHODS))}")
-            continue
-        score_items = raw.get("items", [])
-        if not isinstance(score_items, list) or not score_items:
-            ck.problem(where, "items must be a non-empty list of linkIds")
-            continue
-        for i in score_items:
-            ck.item(f"{where}.items", i)
-        for name, sub in raw.get("subscales", {}).items():
-            for i in sub:
-                if i not in score_items:
-                    ck.problem(f"{where}.subscales.{name}", f"{i!r} is not one of the score's items")
-        min_answered = raw.get("min_answered", len(score_items))
-        if not isinstance(min_answered, int) or not 1 <= min_answered <= len(score_items):
-            ck.problem(where, f"min_answered must be a whole number from 1 to {len(score_items)}")
-            min_answered = len(score_items)
-        if method == "percent" and not isinstance(raw.get("max_per_item"), (int, float)):
-            ck.problem(where, "method 'percent' needs max_per_item")
-        for key, table in raw.get("points", {}).items():
-            if key != "*" and key not in score_items:
-                ck.problem(f"{where}.points", f"{key!r} is not one of the score's items")
-            if not isinstance(table, dict) or not all(
-                isinstance(v, (int, float)) and not isinstance(v, bool) for v in table.values()
-            ):
-                ck.problem(f"{where}.points.{key}", "must map answers to numbers")
-        variables = {"total", *raw.get("subscales", {})}
-        for b, band in enumerate(raw.get("bands", [])):
-            for c, case in enumerate(band.get("cases", [])):
-                for var, test in case.get("if", {}).items():
-                    if var not in variables:
-                        ck.problem(f"{where}.bands[{b}].cases[{c}]", f"unknown variable {var!r}")
-                    for op, v in test.items():
-                        if op not in BAND_OPS or isinstance(v, bool) or not isinstance(v, (int, float)):
-                            ck.problem(f"{where}.bands[{b}].cases[{c}]", f"bad test {op!r}: {v!r}")
         scores.append(
             Score(
-                id=raw["id"],
-                method=method,
-                items=tuple(score_items),
-                min_answered=min_answered,
-                decimals=raw.get("decimals"),
-                points={**_weights(items, score_items, raw.get("points", {})), **raw.get("points", {})},
-                subscales=raw.get("subscales", {}),
-                bands=tuple(raw.get("bands", [])),
-                max_per_item=raw.get("max_per_item"),
-                notice=raw.get("notice", ""),
+                id=spec.id,
+                method=spec.method,
+                items=tuple(spec.items),
+                min_answered=spec.min_answered if spec.min_answered is not None else len(spec.items),
+                decimals=spec.decimals,
+                points={**_weights(items, spec.items, spec.points), **spec.points},
+                subscales=spec.subscales,
+                bands=tuple(b.model_dump(by_alias=True) for b in spec.bands),
+                max_per_item=spec.max_per_item,
+                notice=spec.notice,
             )
         )
-    return RuleSet(tuple(rules), tuple(scores)), ck.problems
+    return RuleSet(tuple(rules), tuple(scores)), problems

@@ -511,7 +511,7 @@ class SyncWorker:
             return
         try:
             data = transport.fetch(offer.url, MAX_BUNDLE_BYTES)
-            pack = content.install(data, offer.signature, offer.version, offer.sha256)
+            pack = content.install(data, offer.signature, offer.version, offer.sha256, config=self.config)
         except ContentError as exc:
             reason = "; ".join(exc.problems)[:500]
             if self.store.get_state(STATE_CONTENT_ERROR) != reason:

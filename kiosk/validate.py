@@ -10,6 +10,8 @@ from pathlib import Path
 
 from . import config as config_mod
 from .questionnaire import PackError, load_pack
+from .content import config_problems
+from .questionnaire.compose import has_screening
 from .runtime import media_manifest_path
 
 
@@ -24,9 +26,12 @@ def _validate_config(path: Path | None, problems: list[str]) -> config_mod.Confi
 
 
 def _validate_pack(path: Path | None, problems: list[str], warnings: list[str],
-                   languages: list[str] | None = None) -> None:
+                   languages: list[str] | None = None, cfg: config_mod.Config | None = None) -> None:
     """Problems and notices of a pack folder or questionnaire file, and the
-    clinic languages it does not cover (the kiosk offers only those it does)."""
+    clinic languages it does not cover (the kiosk offers only those it does).
+    With the configuration ``cfg`` that names it, a pack without the
+    red-flag screening is refused unless ``[kiosk] screening = "off"``, and
+    so is a ``[kiosk] staff_language`` the pack does not offer."""
     try:
         pack = load_pack(path)
     except PackError as exc:
@@ -34,6 +39,14 @@ def _validate_pack(path: Path | None, problems: list[str], warnings: list[str],
         warnings.extend(exc.notices)
         return
     warnings.extend(pack.notices)
+    if cfg is not None:
+        refused, notices = config_problems(cfg, pack)
+        problems.extend(refused)
+        warnings.extend(notices)
+    elif not has_screening(pack):
+        warnings.append(f"{pack.path}: has no red-flag screening; as [kiosk] content_pack it is refused "
+                        'unless [kiosk] screening = "off" (or ask it after the built-in screening: '
+                        'pack.json "parts")')
     missing = [lang for lang in languages or () if lang not in pack.languages]
     if missing:
         warnings.append(f"{pack.path}:language: does not cover {', '.join(missing)} of [clinic] languages "
@@ -66,7 +79,7 @@ def validate_paths(paths: list[str], config_path: str | None) -> tuple[list[str]
     if not paths:
         cfg = _validate_config(Path(config_path) if config_path else None, problems)
         _validate_pack(Path(cfg.kiosk.content_pack) if cfg and cfg.kiosk.content_pack else None, problems,
-                       warnings, list(cfg.clinic.languages) if cfg else None)
+                       warnings, list(cfg.clinic.languages) if cfg else None, cfg)
         _validate_media(media_manifest_path(cfg), problems, warnings)
         return problems, warnings
     for raw in paths:
@@ -82,7 +95,9 @@ def validate_paths(paths: list[str], config_path: str | None) -> tuple[list[str]
         elif path.suffix == ".json" and _is_questionnaire(path):
             _validate_pack(path, problems, warnings)
         elif path.suffix == ".toml":
-            _validate_config(path, problems)
+            cfg = _validate_config(path, problems)
+            if cfg is not None and cfg.kiosk.content_pack:  # the pack it names, as `run` would use it
+                _validate_pack(Path(cfg.kiosk.content_pack), problems, warnings, list(cfg.clinic.languages), cfg)
         elif path.suffix == ".json":
             _validate_media(path, problems, warnings)
         else:

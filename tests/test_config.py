@@ -76,3 +76,54 @@ def test_display_rotation_and_resolution_are_checked():
         "k.toml:display.rotation: 45 is not a rotation (0, 90, 180 or 270)",
         "k.toml:display.width: 800x0: give both width and height in pixels, or 0 for both",
     ]
+
+
+def test_settings_added_for_staff_language_screening_and_audio_have_defaults(tmp_path):
+    cfg = config.load(write(tmp_path, '[kiosk]\nstaff_language = "es"\n[audio]\nread_aloud = true\n'
+                                      'device = "hw:1,0"\nvolume = 55\n'))
+    assert (cfg.kiosk.staff_language, cfg.kiosk.screening) == ("es", "on")
+    assert (cfg.audio.read_aloud, cfg.audio.device, cfg.audio.volume) == (True, "hw:1,0", 55)
+    default = config.Config()
+    assert (default.kiosk.staff_language, default.audio.read_aloud, default.audio.device,
+            default.audio.volume) == ("en", False, "", 80)
+
+
+def test_bad_values_of_the_new_settings_are_all_reported_at_once(tmp_path):
+    path = write(tmp_path, '[kiosk]\nstaff_language = "English"\nscreening = "maybe"\n'
+                           '[audio]\nread_aloud = "yes"\nvolume = 140\nloudness = 3\n')
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(path)
+    assert exc.value.problems == [
+        f"{path}:kiosk.staff_language: 'English' is not a language code (e.g. 'en' or 'es')",
+        f"{path}:kiosk.screening: 'maybe' must be \"on\" or \"off\"",
+        f"{path}:audio.read_aloud: expected true or false, got 'yes'",
+        f"{path}:audio.loudness: unknown key (known: read_aloud, device, volume)",
+    ]
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(write(tmp_path, "[audio]\nvolume = 140\n"))
+    assert exc.value.problems == [f"{tmp_path / 'kiosk.toml'}:audio.volume: 140 is not a volume from 0 to 100"]
+
+
+def test_a_setting_takes_exactly_its_own_type(tmp_path):
+    # TOML says what a value is: "90" is text, 1 is not true, 2.5 is not a whole number
+    path = write(tmp_path, '[kiosk]\nidle_timeout_s = "90"\nlarge_text = 1\n[gpio]\ncall_button_pin = 2.5\n'
+                           'hold_time_s = 2\n')
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(path)
+    assert exc.value.problems == [
+        f"{path}:kiosk.idle_timeout_s: expected a whole number, got '90'",
+        f"{path}:kiosk.large_text: expected true or false, got 1",
+        f"{path}:gpio.call_button_pin: expected a whole number, got 2.5",
+    ]
+    assert config.load(write(tmp_path, "[gpio]\nhold_time_s = 2\n")).gpio.hold_time_s == 2.0
+
+
+def test_a_staff_language_the_pack_does_not_offer_is_refused(tmp_path):
+    from kiosk.staff import hash_pin
+    from kiosk.validate import validate_paths
+
+    path = write(tmp_path, f'[kiosk]\nstaff_pin_hash = "{hash_pin("8642")}"\nstaff_language = "fr"\n'
+                           f'content_pack = "{Path(config.__file__).parent / "packs" / "default"}"\n')
+    problems, _ = validate_paths([str(path)], None)
+    assert problems == [f"{path}:kiosk.staff_language: 'fr' is not a language of the content pack "
+                        "(it offers en, es)"]

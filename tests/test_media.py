@@ -345,3 +345,34 @@ def test_missing_demo_media_says_how_to_make_it(folder):
     path = write_manifest(folder, [technique(video="generated/x.mp4", scene="swedish")])
     (problem,) = validate(path)
     assert problem.endswith("generated/x.mp4; run `python -m kiosk.media_gen` (make media) to render it")
+
+
+def test_a_manifest_version_must_be_the_number_1(folder):
+    path = write_manifest(folder, [technique()], version=True)
+    assert validate(path) == [f"{path}:version: unsupported manifest version True (expected 1)"]
+
+
+def test_unknown_keys_are_named_the_same_way_in_every_file(folder, tmp_path):
+    """Config, media manifest and pack.json: one formatter, one shape, and
+    the keys that would have been right."""
+    from kiosk import config
+
+    manifest = write_manifest(folder, [technique(captons={})], extra=1)
+    problems = validate(manifest)
+    assert f"{manifest}:extra: unknown key (known: version, languages, techniques)" in problems
+    assert any(p.startswith(f"{manifest}:techniques[0].captons: unknown key (known: id, title, ") for p in problems)
+    toml = tmp_path / "kiosk.toml"
+    toml.write_text("[audio]\nvolum = 3\n")
+    with pytest.raises(config.ConfigError) as exc:
+        config.load(toml)
+    assert exc.value.problems == [f"{toml}:audio.volum: unknown key (known: read_aloud, device, volume)"]
+    pack = tmp_path / "pack"
+    pack.mkdir()
+    (pack / "pack.json").write_text(json.dumps({"id": "p", "version": "1", "languages": ["en"],
+                                                "parts": [{"builtin": "default", "buildin": "x"}]}))
+    from kiosk.questionnaire import PackError, load_pack
+
+    with pytest.raises(PackError) as caught:
+        load_pack(pack)
+    assert any(p.startswith(f"{pack / 'pack.json'}:parts[0].buildin: unknown key (known: id, builtin, ")
+               for p in caught.value.problems), caught.value.problems

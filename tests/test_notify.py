@@ -9,6 +9,7 @@ import socket
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import pytest
 
@@ -131,7 +132,7 @@ def _run_kiosk(tmp_path, notify_socket, *args):
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
-@pytest.mark.parametrize("problem", ["config", "pin", "unenrolled", "pack", "data"])
+@pytest.mark.parametrize("problem", ["config", "pin", "unenrolled", "pack", "data", "screening"])
 def test_a_broken_config_pack_or_data_folder_shows_out_of_order_and_keeps_the_watchdog_fed(
         tmp_path, notify_socket, pack_copy, problem):
     if problem == "pack":
@@ -140,6 +141,12 @@ def test_a_broken_config_pack_or_data_folder_shows_out_of_order_and_keeps_the_wa
         config.write_text(f'[kiosk]\ncontent_pack = "{pack_copy}"\nstaff_pin_hash = "{hash_pin("8642")}"\n')
         args = ["--config", config, "--data", tmp_path / "data"]
         expected = f"{pack_copy / 'rules.json'}:1: broken JSON"
+    elif problem == "screening":  # a questionnaire of its own, without the red-flag screening
+        bluebook = Path(__file__).parent / "data" / "questionnaires" / "hl7-questionnaire-example-bluebook.json"
+        config = tmp_path / "kiosk.toml"
+        config.write_text(f'[kiosk]\ncontent_pack = "{bluebook}"\nstaff_pin_hash = "{hash_pin("8642")}"\n')
+        args = ["--config", config, "--data", tmp_path / "data"]
+        expected = f"{config}:kiosk.content_pack: {bluebook} has no red-flag screening"
     elif problem == "config":
         config = tmp_path / "kiosk.toml"
         config.write_text("[display]\nrotation = 45\n")

@@ -244,3 +244,38 @@ def test_rules_and_enable_when_read_a_comparison_alike():
             item = Item("shown", "display", {"en": "x"}, enable_when=(EnableWhen("pain", op, ("answerInteger", threshold)),))
             rule = holds({"answer": "pain", "op": op, "value": threshold}, {"pain": answer}, {})
             assert enable_when_holds(item, {"pain": answer}) == rule, (op, answer, threshold)
+
+
+def test_every_malformed_score_and_rule_is_one_line_never_a_traceback(pack_copy):
+    r = pack_copy / "rules.json"
+
+    def change(d):
+        peg = next(s for s in d["scores"] if s["id"] == "peg")
+        peg["decimals"] = "two"
+        sbst = next(s for s in d["scores"] if s["id"] == "startback")
+        sbst["subscales"] = ["sbst-1"]
+        sbst["bands"] = [{"cases": [{"if": {"total": {">=": 4}}, "then": "high"}]}]
+        d["rules"][0]["reason"] = ""
+        d["rules"][0]["codes"] = []
+
+    edit_json(r, change)
+    result = validate(pack_copy)
+    assert result.exit_code == 1
+    out = result.output
+    assert "Traceback" not in out
+    for line in (
+        f"{r}:scores[1] (peg).decimals: expected a whole number, got 'two'",
+        f"{r}:scores[2] (startback).subscales: expected a table/object, got ['sbst-1']",
+        f"{r}:scores[2] (startback).bands[0].name: required, but missing",
+        f"{r}:rules[0] (ces-saddle): codes must be a non-empty list of linkIds",
+        f"{r}:rules[0] (ces-saddle): reason (the clinician's summary line) is missing",
+    ):
+        assert line in out, (line, out)
+
+
+def test_rules_that_are_not_a_list_say_so(pack_copy):
+    r = pack_copy / "rules.json"
+    edit_json(r, lambda d: d.update(rules={"ces-saddle": {}}))
+    result = validate(pack_copy)
+    assert result.exit_code == 1
+    assert f"{r}:rules: expected a list, got {{'ces-saddle': {{}}}}" in result.output

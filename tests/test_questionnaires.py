@@ -89,6 +89,50 @@ def test_calculated_items_carry_their_computed_answers():
     assert [i.link_id for i in v.questions()] == ["ITEM-VISIBLE"]
 
 
+SCREENER = "android-fhir-screener-questionnaire.json"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+
+
+def test_hidden_items_with_only_an_initial_value_pass_through_to_the_response():
+    # The Android FHIR SDK's screener: hidden choice items with no answerOption,
+    # only the Observation code that definition-based extraction needs
+    pack, v = answered(SCREENER)
+    qr = valid(v.payload("complete")["questionnaire_response"])
+    assert answers(qr, "5.4.0") == [{"valueCoding": {"code": "8310-5", "display": "Temperature", "system": LOINC}}]
+    assert answers(qr, "6.3.0") == [{"valueCoding": {"code": "59408-5", "display": "Oxygen Saturation",
+                                                     "system": LOINC}}]
+    assert answers(qr, "7.3.0") == [{"valueCoding": {"code": "8867-4", "display": "Heart rate", "system": LOINC}}]
+    assert answers(qr, "6.2.2") == [{"valueString": "%"}]
+    # under a hidden group that the patient's answer enables: there only when enabled
+    assert answers(qr, "1.2.1") == [{"valueCoding": {"code": "386661006", "display": "Fever", "system": SNOMED}}]
+    assert answers(qr, "1.4.1") == [{"valueCoding": {"code": "49727002", "display": "Cough", "system": SNOMED}}]
+    assert answers(qr, "3.6.1")[0]["valueCoding"]["code"] == "161501007"
+    assert answers(qr, "1.3.1") is None and answers(qr, "3.2.1") is None
+    asked = [i.link_id for i in v.questions()]
+    assert not {"1.2.1", "1.4.1", "5.4.0", "6.3.0", "7.3.0", "6.2.2"} & set(asked)
+    # a choice item with no text and nothing to choose is never a screen either
+    v = Visit(pack, "en")
+    v.answer("1.1.0", ["44169009"])
+    assert "1.5.1" not in [i.link_id for i in v.questions()]
+    qr = valid(v.payload("complete")["questionnaire_response"])
+    assert answers(qr, "1.5.1") == [{"valueCoding": {"code": "44169009", "display": "Loss of smell",
+                                                     "system": SNOMED}}]
+
+
+def test_a_visible_choice_item_with_nothing_to_choose_is_still_refused(tmp_path):
+    path = tmp_path / "q.json"
+    path.write_text(json.dumps({"resourceType": "Questionnaire", "item": [
+        {"linkId": "c", "type": "choice", "text": "Pick one",
+         "initial": [{"valueCoding": {"system": LOINC, "code": "8310-5"}}]},
+        {"linkId": "h", "type": "choice", "text": "Hidden, no value",
+         "extension": [{"url": HL7 + "questionnaire-hidden", "valueBoolean": True}]}]}))
+    result = CliRunner().invoke(cli, ["validate", str(path)])
+    assert result.exit_code == 1
+    assert f"{path}:item c: a choice item needs answerOption or answerValueSet" in result.output
+    assert f"{path}:item h: a choice item needs answerOption or answerValueSet" in result.output
+
+
 def test_items_under_a_question_nest_in_its_answer():
     _pack, v = answered("hl7-questionnaire-example-bluebook.json")
     qr = valid(v.payload("complete")["questionnaire_response"])
@@ -144,12 +188,90 @@ def test_initial_answers_are_offered_and_items_with_only_help_text_read_it():
 
 def test_a_bare_questionnaire_offers_only_the_languages_it_is_written_in(tmp_path):
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f'[clinic]\nlanguages = ["en", "es"]\n[kiosk]\n{PIN}\n'
+    cfg.write_text(f'[clinic]\nlanguages = ["en", "es"]\n[kiosk]\n{PIN}\nscreening = "off"\n'
                    f'content_pack = "{CORPUS / "hl7-questionnaire-example-bluebook.json"}"\n')
     result = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
     assert "hl7-questionnaire-example-bluebook.json:language: does not cover es of [clinic] languages" \
         in result.output
     assert load_pack(CORPUS / "hl7-questionnaire-example-bluebook.json").languages == ("en",)
+
+
+# -- a clinic's own questionnaire and the red-flag screening ------------------
+
+BLUEBOOK = CORPUS / "hl7-questionnaire-example-bluebook.json"
+
+
+def kiosk_toml(tmp_path, content_pack, extra: str = "") -> Path:
+    cfg = tmp_path / "kiosk.toml"
+    cfg.write_text(f'[kiosk]\n{PIN}\ndata_dir = "{tmp_path / "data"}"\ncontent_pack = "{content_pack}"\n{extra}')
+    return cfg
+
+
+def test_a_questionnaire_without_the_screening_is_refused_as_the_content_pack(tmp_path):
+    cfg = kiosk_toml(tmp_path, BLUEBOOK)
+    for args in (["validate", "--config", str(cfg)], ["validate", str(cfg)], ["--config", str(cfg), "validate"]):
+        result = CliRunner().invoke(cli, args)
+        assert result.exit_code == 1, args
+        line = next(x for x in result.output.splitlines() if x.startswith(f"{cfg}:kiosk.content_pack: "))
+        assert f"{BLUEBOOK} has no red-flag screening" in line
+        assert '"parts"' in line and '{"builtin": "default"}' in line and 'screening = "off"' in line
+    # `run` stops at the same line: the out-of-order screen, never a patient
+    from kiosk import config
+    from kiosk.runtime import startup_problems
+
+    pack, _, problems = startup_problems(config.load(cfg))
+    assert pack is None
+    assert any(p.startswith(f"{cfg}:kiosk.content_pack: {BLUEBOOK} has no red-flag screening") for p in problems)
+    # `replay` and `score` use the same pack: refused the same way
+    r = run("--config", cfg, "--data", tmp_path / "data", "score", visit_of(BLUEBOOK.name))
+    assert r.returncode == 1 and "has no red-flag screening" in r.stderr + r.stdout
+
+
+def test_a_composed_pack_without_the_builtin_screening_is_refused_too(tmp_path):
+    folder = tmp_path / "pack"
+    folder.mkdir()
+    (folder / "bluebook.json").write_bytes(BLUEBOOK.read_bytes())
+    (folder / "pack.json").write_text(json.dumps({"id": "clinic", "version": "1", "languages": ["en"],
+                                                  "parts": [{"questionnaire": "bluebook.json"}]}))
+    cfg = kiosk_toml(tmp_path, folder)
+    result = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 1
+    assert f"{cfg}:kiosk.content_pack: {folder} has no red-flag screening" in result.output
+    # asked after the built-in intake and screening, it is welcome
+    (folder / "pack.json").write_text(json.dumps({"id": "clinic", "version": "1", "languages": ["en"], "parts": [
+        {"id": "intake", "builtin": "default"}, {"id": "baby", "questionnaire": "bluebook.json"}]}))
+    result = CliRunner().invoke(cli, ["validate", str(cfg)])  # the config and its pack (not the media)
+    assert result.exit_code == 0, result.output
+    assert "screening" not in result.output
+
+
+def test_screening_off_in_words_runs_the_questionnaire_and_validate_says_so_each_time(tmp_path):
+    cfg = kiosk_toml(tmp_path, BLUEBOOK, 'screening = "off"\n')
+    for args in (["validate", str(cfg)], ["validate", str(cfg)], ["validate", "--config", str(cfg)]):
+        result = CliRunner().invoke(cli, args)
+        assert "kiosk.content_pack" not in result.output
+        if args[1] != "--config":  # (the whole check also looks at the media, not rendered here)
+            assert result.exit_code == 0, result.output
+        assert (f'warning: {cfg}:kiosk.screening: "off": the content pack {BLUEBOOK} has no red-flag screening'
+                in result.output)
+    from kiosk import config
+    from kiosk.runtime import startup_problems
+
+    pack, _, problems = startup_problems(config.load(cfg))
+    assert problems == [] and pack.path == BLUEBOOK
+
+
+def test_screening_takes_only_on_or_off(tmp_path):
+    cfg = kiosk_toml(tmp_path, BLUEBOOK, 'screening = "no"\n')
+    result = CliRunner().invoke(cli, ["validate", "--config", str(cfg)])
+    assert result.exit_code == 1
+    assert f"{cfg}:kiosk.screening: 'no' must be \"on\" or \"off\"" in result.output
+
+
+def test_validating_a_questionnaire_file_alone_says_what_it_needs_as_the_content_pack():
+    result = CliRunner().invoke(cli, ["validate", str(BLUEBOOK)])
+    assert result.exit_code == 0
+    assert f"warning: {BLUEBOOK}: has no red-flag screening" in result.output
 
 
 # -- bad input --------------------------------------------------------------
@@ -222,7 +344,8 @@ def run(*args):
 
 def test_replay_refuses_an_answer_of_the_wrong_type_naming_the_linkid(tmp_path):
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f'[kiosk]\n{PIN}\ncontent_pack = "{CORPUS / "hl7-questionnaire-example-bluebook.json"}"\n')
+    cfg.write_text(f'[kiosk]\n{PIN}\nscreening = "off"\n'
+                   f'content_pack = "{CORPUS / "hl7-questionnaire-example-bluebook.json"}"\n')
     visit = tmp_path / "visit.json"
     visit.write_text(json.dumps({"language": "en", "answers": {"birthWeight": "heavy"}}))
     r = run("--config", cfg, "--data", tmp_path / "data", "replay", visit)
@@ -239,6 +362,7 @@ REPLAYED = [
     "android-fhir-component_text_fields.json",      # integer and decimal pads, questionnaire-unit
     "android-fhir-component_time_picker.json",      # time pad
     "lhc-forms-apgar-with-itemWeight-variable.json",  # computed total after choices in the UI
+    SCREENER,                                       # hidden items that carry only an initial Coding
 ]
 
 
@@ -249,7 +373,7 @@ def replay_in_kiosk(tmp_path, questionnaire: Path, visit: Path):
     data = tmp_path / "data"
     key = enroll_offline(Config().with_data_dir(data))
     cfg = tmp_path / "kiosk.toml"
-    cfg.write_text(f'[kiosk]\n{PIN}\ncontent_pack = "{questionnaire}"\n')
+    cfg.write_text(f'[kiosk]\n{PIN}\nscreening = "off"\ncontent_pack = "{questionnaire}"\n')
     shots = tmp_path / "shots"
     r = run("--config", cfg, "--data", data, "replay", visit, "--screenshots", shots)
     assert r.returncode == 0, r.stderr[-3000:]
@@ -277,6 +401,9 @@ def test_a_published_questionnaire_is_answered_to_the_end_in_the_kiosk(tmp_path,
         assert answers(qr, link_id), link_id
     if name.startswith("lhc-forms-apgar"):
         assert answers(qr, "9272-6") == [{"valueDecimal": 8}]
+    if name == SCREENER:
+        assert answers(qr, "7.3.0") == [{"valueCoding": {"code": "8867-4", "display": "Heart rate",
+                                                         "system": LOINC}}]
 
 
 def test_any_characters_in_a_linkid_and_every_widget_survive_replay(tmp_path):

@@ -98,7 +98,7 @@ def part_specs(path: Path, raw) -> tuple[list[PartSpec | None], list[str]]:
         try:
             spec = PartSpec.model_validate(entry)
         except ValidationError as exc:
-            problems.extend(pydantic_problems(str(path), exc, ("parts", n)))
+            problems.extend(pydantic_problems(str(path), exc, ("parts", n), model=PartSpec))
             specs.append(None)
             continue
         kinds = [k for k in ("builtin", "questionnaire", "pack") if getattr(spec, k)]
@@ -133,7 +133,7 @@ def read_roles(path: Path, manifest: dict, items: dict[str, Item], base_roles: d
         try:
             spec = Roles.model_validate(manifest["roles"])
         except ValidationError as exc:
-            problems.extend(pydantic_problems(str(path), exc, ("roles",)))
+            problems.extend(pydantic_problems(str(path), exc, ("roles",), model=Roles))
         else:
             roles.update({k: v for k, v in spec.model_dump().items() if v})
     for name, value in roles.items():
@@ -147,7 +147,7 @@ def read_roles(path: Path, manifest: dict, items: dict[str, Item], base_roles: d
         try:
             body_map = BodyMapSpec.model_validate(manifest["body_map"]).model_dump()
         except ValidationError as exc:
-            problems.extend(pydantic_problems(str(path), exc, ("body_map",)))
+            problems.extend(pydantic_problems(str(path), exc, ("body_map",), model=BodyMapSpec))
             body_map = None
     target = items.get(roles.get("body_map") or "")
     if body_map is not None and target is not None:
@@ -301,3 +301,28 @@ def has_screening(pack: Pack) -> bool:
     visit for an emergency."""
     return all(pack.has(i) and pack.item(i).asked for i in SCREENING_IDS) and any(
         r.tier == "emergency" for r in pack.rules.rules)
+
+
+def screening_problems(pack: Pack, setting: str, source: str) -> tuple[list[str], list[str]]:
+    """(problems, notices) of using ``pack`` as a kiosk's content with
+    ``[kiosk] screening = setting`` in the configuration ``source``.
+
+    A pack without the red-flag screening (a questionnaire from another
+    tool, a composed pack without the built-in part) would let a patient
+    with an emergency finish the intake and leave, with no alert to staff:
+    it is refused unless the configuration turns screening off in words,
+    and then every check says so again. The problem line reads
+    ``kiosk.toml:kiosk.content_pack: PACK has no red-flag screening ...``.
+    """
+    if has_screening(pack):
+        if setting == "off":
+            return [], [f'{source}:kiosk.screening: "off" has no effect: the content pack {pack.path} asks the '
+                        "red-flag screening, so it is still asked"]
+        return [], []
+    if setting == "off":
+        return [], [f'{source}:kiosk.screening: "off": the content pack {pack.path} has no red-flag screening, '
+                    "so no patient is stopped for an emergency and staff get no emergency alert"]
+    return [f"{source}:kiosk.content_pack: {pack.path} has no red-flag screening (no patient would be stopped "
+            "for an emergency, no alert would reach staff); ask it after the built-in intake and screening "
+            '(a pack folder whose pack.json "parts" list {"builtin": "default"} first, then this '
+            'questionnaire), or, to run without screening, set screening = "off" under [kiosk]'], []

@@ -48,11 +48,21 @@ LAYOUT_URLS = {
     HL7 + "rendering-xhtml",
     HL7 + "questionnaire-supportLink",
 }
+#: Extensions that tell another system how to turn the response into
+#: resources (SDC extraction); the kiosk passes the response on as it is, so
+#: they change nothing about what is asked or answered.
+EXTRACTION_URLS = {
+    SDC + "sdc-questionnaire-itemExtractionContext",
+    SDC + "sdc-questionnaire-definitionExtract",
+    SDC + "sdc-questionnaire-definitionExtractValue",
+    SDC + "sdc-questionnaire-observationExtract",
+    SDC + "sdc-questionnaire-observationLinkPeriod",
+}
 KNOWN_URLS = {
     TRANSLATION_URL, MIN_VALUE_URL, MAX_VALUE_URL, UNIT_URL, UNIT_OPTION_URL, HIDDEN_URL, ENTRY_FORMAT_URL,
     ORDINAL_URL, WEIGHT_URL, VARIABLE_URL, CALCULATED_URL, ENABLE_EXPR_URL, WIDGET_URL, NOTICE_URL,
     HL7 + "maxDecimalPlaces",
-} | LAYOUT_URLS
+} | LAYOUT_URLS | EXTRACTION_URLS
 
 ITEM_TYPES = {"boolean", "choice", "open-choice", "integer", "decimal", "string", "text", "date", "dateTime",
               "time", "quantity", "display", "group"}
@@ -75,6 +85,20 @@ ANSWER_KEYS = {
     "answerTime": {"time", "choice", "open-choice"},
     "answerCoding": {"choice", "open-choice"},
     "answerQuantity": {"quantity"},
+}
+#: item type -> the initial value[x] it may carry (FHIR R4 Questionnaire.item.initial)
+INITIAL_KEYS = {
+    "boolean": {"valueBoolean"},
+    "decimal": {"valueDecimal", "valueInteger"},
+    "integer": {"valueInteger"},
+    "date": {"valueDate"},
+    "dateTime": {"valueDateTime", "valueDate"},
+    "time": {"valueTime"},
+    "string": {"valueString"},
+    "text": {"valueString"},
+    "choice": {"valueCoding", "valueString", "valueInteger", "valueDate", "valueTime"},
+    "open-choice": {"valueCoding", "valueString", "valueInteger", "valueDate", "valueTime"},
+    "quantity": {"valueQuantity"},
 }
 #: Items whose answer is not typed by the patient.
 NOT_ASKED_TYPES = {"group", "display"}
@@ -142,6 +166,10 @@ class Item:
     entry_format: str = ""
     units: tuple[Unit, ...] = ()
     initial: Any = None
+    #: the answers (value[x] objects) of an item the patient is not asked
+    #: (hidden or read-only) that the questionnaire fills in with ``initial``:
+    #: they go into the QuestionnaireResponse exactly as written
+    fixed: tuple[dict, ...] = ()
     read_only: bool = False
     hidden: bool = False
     calculated: str | None = None  # FHIRPath of calculatedExpression

@@ -21,6 +21,7 @@ from .model import (
     ENABLE_EXPR_URL,
     ENTRY_FORMAT_URL,
     HIDDEN_URL,
+    INITIAL_KEYS,
     ITEM_TYPES,
     KNOWN_URLS,
     MAX_VALUE_URL,
@@ -153,7 +154,9 @@ class QuestionnaireReader:
                     out[res["url"]] = res
         return out
 
-    def read(self, nodes: list, where: str, section: str = "", parent: str = "") -> None:
+    def read(self, nodes: list, where: str, section: str = "", parent: str = "", hidden: bool = False) -> None:
+        """Reads ``nodes`` (an ``item`` list); ``hidden`` when a group above
+        them is hidden (questionnaire-hidden hides all that a group holds)."""
         if not isinstance(nodes, list):
             self.problem(where, "item must be a list")
             return
@@ -175,12 +178,12 @@ class QuestionnaireReader:
                 self.problem(here, f"type {t!r} is not one of {', '.join(sorted(ITEM_TYPES))}")
                 continue
             self.check_extensions(node, here)
-            item = self._item(node, here, t, link_id, section, parent)
+            item = self._item(node, here, t, link_id, section, parent, hidden)
             self.items.append(item)
             children = node.get("item", [])
             if t == "display" and children:
                 self.problem(here, "a display item cannot contain items")
-            self.read(children, here, link_id if t == "group" else section, link_id)
+            self.read(children, here, link_id if t == "group" else section, link_id, item.hidden)
             if t not in ("group", "display"):
                 self.items = [replace(i, is_help=True) if i.parent == link_id and i.type == "display" else i
                               for i in self.items]
@@ -201,14 +204,24 @@ class QuestionnaireReader:
                 return _translations(child.get("text"), child.get("_text"), self.base_lang)
         return {}
 
-    def _item(self, node, here, t, link_id, section, parent) -> Item:
+    def _item(self, node, here, t, link_id, section, parent, hidden_above=False) -> Item:
         text = _translations(node.get("text"), node.get("_text"), self.base_lang)
         if not text and _code_text(node):
             text = {self.base_lang: _code_text(node)}
         prefix = node.get("prefix") or ""
         if prefix and text:
             text = {lang: f"{prefix} {t}" for lang, t in text.items()}
-        hidden = bool(_ext_value(node, HIDDEN_URL))
+        hidden = hidden_above or bool(_ext_value(node, HIDDEN_URL))
+        read_only = bool(node.get("readOnly", False))
+        calculated = _expression(node, CALCULATED_URL)
+        nothing_to_choose = t in ("choice", "open-choice") and not node.get("answerOption") \
+            and not node.get("answerValueSet")
+        if nothing_to_choose and node.get("initial") and not text and not (hidden or read_only or calculated):
+            # No question and no options: a fixed value another tool fills in
+            # for extraction (as a hidden item), never something to ask.
+            self.notice(here, f"a {t} item with no text and no answerOption cannot be asked; its initial "
+                              "value goes into the response as it is")
+            hidden = True
         if t != "group" and text and not hidden:
             self.require_languages(here, text, "text")
         behavior = node.get("enableBehavior", "all")
@@ -231,7 +244,10 @@ class QuestionnaireReader:
         if max_length is not None and not (isinstance(max_length, int) and max_length > 0):
             self.problem(here, "maxLength must be a positive whole number")
             max_length = None
-        options = tuple(self._options(node, here, t))
+        # a hidden, read-only or calculated item has its value already: it
+        # needs no options to choose from
+        has_value = (hidden or read_only or calculated) and (node.get("initial") or calculated)
+        options = tuple(self._options(node, here, t, bool(has_value)))
         units = tuple(self._units(node, here, t))
         variables = []
         for ext in _extensions(node, VARIABLE_URL):
@@ -259,13 +275,14 @@ class QuestionnaireReader:
             max_length=max_length,
             entry_format=_ext_value(node, ENTRY_FORMAT_URL) or "",
             units=units,
-            read_only=bool(node.get("readOnly", False)),
+            read_only=read_only,
             hidden=hidden,
-            calculated=_expression(node, CALCULATED_URL),
+            calculated=calculated,
             enable_expression=_expression(node, ENABLE_EXPR_URL),
             variables=tuple(variables),
         )
-        return replace(item, initial=self._initial(node, here, item))
+        initial, fixed = self._initial(node, here, item)
+        return replace(item, initial=initial, fixed=fixed)
 
     def _units(self, node: dict, where: str, t: str):
         seen = set()
@@ -284,26 +301,38 @@ class QuestionnaireReader:
                                "the number is asked without a unit")
 
     def _initial(self, node: dict, where: str, item: Item):
-        """The answer shown at first: ``initial`` or ``initialSelected``."""
-        values = []
+        """The answer shown at first (``initial`` or ``initialSelected``), and
+        for an item the patient is not asked, the answers as written (see
+        :attr:`Item.fixed`)."""
+        values, written = [], []
         for init in node.get("initial", []) or []:
             keys = [k for k in init if k.startswith("value")] if isinstance(init, dict) else []
             if len(keys) != 1:
                 self.problem(f"{where}.initial", "needs exactly one value[x]")
                 continue
+            if not item.asked and not item.options:
+                # nothing to choose from: kept as written, checked only for its type
+                if keys[0] not in INITIAL_KEYS.get(item.type, set()):
+                    self.problem(f"{where}.initial", f"{keys[0]} does not fit a {item.type} item")
+                    continue
+                written.append({keys[0]: init[keys[0]]})
+                continue
             values.append(self._answer_value(item, keys[0], init[keys[0]]))
+            written.append({keys[0]: init[keys[0]]})
         for opt, raw in zip(item.options, node.get("answerOption", []) or []):
             if isinstance(raw, dict) and raw.get("initialSelected"):
                 values.append(opt.code)
+                written.append({k: v for k, v in raw.items() if k.startswith("value")})
+        fixed = () if item.asked or item.calculated else tuple(written)
         values = [v for v in values if v is not None]
         if not values:
-            return None
+            return None, fixed
         value = values if item.repeats and item.type in ("choice", "open-choice") else values[0]
         problem = item.check_answer(value)
         if problem:
             self.problem(f"{where}.initial", problem)
-            return None
-        return value
+            return None, ()
+        return value, fixed
 
     def _answer_value(self, item: Item, key: str, value):
         """A FHIR value[x] as the kiosk stores an answer."""
@@ -316,7 +345,7 @@ class QuestionnaireReader:
             return {"value": value.get("value"), "unit": unit} if unit else value.get("value")
         return value
 
-    def _options(self, node: dict, where: str, t: str):
+    def _options(self, node: dict, where: str, t: str, has_value: bool = False):
         raw = node.get("answerOption", []) or []
         vs_ref = node.get("answerValueSet")
         if vs_ref:
@@ -328,7 +357,7 @@ class QuestionnaireReader:
                                     "(the kiosk has no terminology server: add the ValueSet to 'contained')")
                 return
             raw = list(self._value_set_options(vs, where))
-        if t in ("choice", "open-choice") and not raw and not vs_ref:
+        if t in ("choice", "open-choice") and not raw and not vs_ref and not has_value:
             self.problem(where, f"a {t} item needs answerOption or answerValueSet")
         if raw and t in ("boolean", "group", "display", "quantity", "text"):
             self.problem(where, f"a {t} item cannot have answerOption")

@@ -14,6 +14,7 @@ items carry their computed answer::
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 from typing import Any
 
@@ -128,7 +129,10 @@ def response_items(pack: Pack, values: dict, enabled: set[str] | None = None, la
                 node["item"] = below
                 out.append(node)
             continue
-        answers = answer_values(item, values.get(item.link_id), lang) if item.link_id in values else []
+        if item.link_id in values:
+            answers = answer_values(item, values.get(item.link_id), lang)
+        else:  # a hidden or read-only item's own value, as the questionnaire wrote it
+            answers = copy.deepcopy(list(item.fixed))
         if not answers:
             continue  # an item under an unanswered question has nowhere to go
         if below:
