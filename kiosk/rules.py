@@ -305,6 +305,25 @@ def _weights(items: dict, score_items: list, points: dict) -> dict:
     return out
 
 
+def _check_outcome(ck: _Checker, where: str, raw: dict) -> None:
+    """A score's outcome metadata, for the hub's change over visits:
+    ``better`` ("lower" or "higher") and ``mcid``, the smallest change that
+    matters clinically, in points and/or percent of the first value::
+
+        {"id": "peg", ..., "mcid": {"points": 2, "percent": 30}, "better": "lower"}
+    """
+    if "better" in raw and raw["better"] not in ("lower", "higher"):
+        ck.problem(f"{where}.better", f"{raw['better']!r} is not 'lower' or 'higher'")
+    if "mcid" not in raw:
+        return
+    mcid = raw["mcid"]
+    if not (isinstance(mcid, dict) and mcid and set(mcid) <= {"points", "percent"} and all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in mcid.values())):
+        ck.problem(f"{where}.mcid", 'must be {"points": N} and/or {"percent": N}, each a number above 0')
+    elif "better" not in raw:
+        ck.problem(f"{where}.mcid", "needs better ('lower' or 'higher'): which way is an improvement")
+
+
 def parse_rules(data, items: dict, path: str) -> tuple[RuleSet, list[str]]:
     """Reads and checks rules.json against the questionnaire's items."""
     ck = _Checker(items, path)
@@ -372,6 +391,7 @@ def parse_rules(data, items: dict, path: str) -> tuple[RuleSet, list[str]]:
                 isinstance(v, (int, float)) and not isinstance(v, bool) for v in table.values()
             ):
                 ck.problem(f"{where}.points.{key}", "must map answers to numbers")
+        _check_outcome(ck, where, raw)
         variables = {"total", *raw.get("subscales", {})}
         for b, band in enumerate(raw.get("bands", [])):
             for c, case in enumerate(band.get("cases", [])):
