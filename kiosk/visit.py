@@ -143,7 +143,8 @@ class Visit:
         """Answers to questions that are still asked (hidden ones drop out),
         after the kiosk's own (the visit kind)."""
         preset = [self.pack.item(p) for p in self.pack.preset if self.is_enabled(self.pack.item(p))]
-        return {i.link_id: self.answers[i.link_id] for i in [*preset, *self.questions()] if i.link_id in self.answers}
+        kept = [*preset, *self.questions()]
+        return {i.link_id: self.answers[i.link_id] for i in kept if i.link_id in self.answers}
 
     def computed(self) -> dict:
         """Answers of the computed (calculatedExpression) items."""

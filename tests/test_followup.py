@@ -130,7 +130,8 @@ def test_ask_first_returning_and_always_choose_the_parts_of_a_visit(tmp_path):
 def test_the_red_flag_screening_cannot_depend_on_the_visit_kind(tmp_path, pack_copy):
     def hide_safety(d):
         safety = next(i for i in d["item"] if i["linkId"] == "safety")
-        safety["enableWhen"] = [{"question": "visit-kind", "operator": "!=", "answerCoding": {"code": "returning"}}]
+        safety["enableWhen"] = [{"question": "visit-kind", "operator": "!=",
+                                 "answerCoding": {"code": "returning"}}]
 
     edit_json(pack_copy / "questionnaire.json", hide_safety)
     result = validate(pack_copy)
@@ -163,7 +164,8 @@ def test_ask_needs_the_visit_kind_of_an_earlier_part_and_all_of_its_conditions(t
     assert any(p.startswith(f"{tmp_path / 'pack.json'}:parts[1].ask: cannot be combined with enableBehavior 'any'")
                for p in exc.value.problems)
     with pytest.raises(PackError) as exc:
-        composed(tmp_path, {"id": "intake", "builtin": "default"}, {**_part(tmp_path, "x", ["q1"]), "ask": "later"})
+        composed(tmp_path, {"id": "intake", "builtin": "default"},
+                 {**_part(tmp_path, "x", ["q1"]), "ask": "later"})
     assert any("parts[1].ask" in p for p in exc.value.problems)
 
 

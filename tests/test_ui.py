@@ -635,7 +635,8 @@ def test_the_welcome_screen_asks_first_visit_or_returning_by_touch(tmp_path, cfg
         assert app.visit.answers == {"visit-kind": "first"}
         h.tap(h.screen.ids.continue_)
         assert "phone" in [q.link_id for q in app.visit.questions()]
-        assert h.screen.ids.question.text == {"en": "What is your first name?", "es": "¿Cuál es su nombre?"}[lang]
+        name = {"en": "What is your first name?", "es": "¿Cuál es su nombre?"}[lang]
+        assert h.screen.ids.question.text == name
     finally:
         h.stop()
 
@@ -655,7 +656,8 @@ def test_a_returning_visit_takes_far_fewer_screens_than_a_first(tmp_path, cfg, r
     # welcome, privacy, the questions, review, thanks
     assert out_first["screens"] == 4 + 42 and out_again["screens"] == 4 + 32
     assert out_again["screens"] == len(list(shots.glob("*.png")))
-    assert out_first["scores"] == {"pain-now": 7, "peg": 6.7, "startback": {"total": 9, "psychosocial": 5, "risk": "high"}}
+    assert out_first["scores"] == {"pain-now": 7, "peg": 6.7,
+                                   "startback": {"total": 9, "psychosocial": 5, "risk": "high"}}
     assert out_again["scores"] == {"pain-now": 5, "peg": 4.3, "startback": None}
     bodies = {r["id"]: json.loads(r["body"]) for r in records(cfg)}
     assert bodies[out_first["intake_id"]]["visit_kind"] == "first"

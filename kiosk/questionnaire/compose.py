@@ -13,15 +13,17 @@ order, instead of naming one questionnaire::
 Each part is loaded on its own (the loader does that) and :func:`merge`
 puts them together into one :class:`~.model.Pack`: the items in order (a
 part with a condition sits in a group carrying it, so the usual enableWhen
-machinery hides the whole part; ``"ask": "first"`` or ``"returning"``
-is such a condition on the visit kind the welcome screen records, and the
-red-flag screening is never made to depend on it), the rules of every part (highest tier
-wins, codes are unioned, so a later part can add a flag but never take one
-away), and one linkId, rule id or score id never used by two parts.
+machinery hides the whole part; ``"ask": "first"`` or ``"returning"`` is
+such a condition on the visit kind the welcome screen records, and the
+red-flag screening may never depend on it), the rules of every part
+(highest tier wins, codes are unioned, so a later part can add a flag but
+never take one away), and one linkId, rule id or score id never used by two
+parts.
 
 ``roles`` say which item is the patient's name, date of birth, body map,
-pain scales, visit kind (first visit or returning) and return code, and ``body_map`` holds the figure both the kiosk and the hub
-draw; a part brought in with ``builtin`` or ``pack`` keeps its own.
+pain scales, visit kind (first visit or returning) and return code, and
+``body_map`` holds the figure both the kiosk and the hub draw; a part
+brought in with ``builtin`` or ``pack`` keeps its own.
 """
 
 from __future__ import annotations
