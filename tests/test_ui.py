@@ -627,13 +627,18 @@ def test_the_welcome_screen_asks_first_visit_or_returning_by_touch(tmp_path, cfg
         asked = [q.link_id for q in app.visit.questions()]
         assert asked[:4] == ["given-name", "family-name", "dob", "return-code"] and asked[-1] == "groc"
         assert "phone" not in asked and "sbst-1" not in asked and "rf-saddle" in asked
+        for key in "ana":
+            h.tap(h.button(key=key, root=h.screen.answer_widget))
+        h.tap(h.screen.ids.next)
+        h.tap(h.screen.ids.back)
         h.tap(h.screen.ids.back)  # to the privacy notice, then Back again forgets the visit
         h.tap(h.screen.ids.back)
         assert app.sm.current == "welcome" and app.visit is None
         h.tap(h.button(code=lang, root=h.screen.ids.languages))
         h.tap(h.screen.ids.start)
-        assert app.visit.answers == {"visit-kind": "first"}
+        assert app.visit.answers == {"visit-kind": "first"}  # the next patient finds nothing of this one
         h.tap(h.screen.ids.continue_)
+        assert h.screen.answer_widget.text == ""
         assert "phone" in [q.link_id for q in app.visit.questions()]
         name = {"en": "What is your first name?", "es": "¿Cuál es su nombre?"}[lang]
         assert h.screen.ids.question.text == name
