@@ -353,6 +353,12 @@ class ScoreSpec(_Spec):
     bands: list[Band] = []
     max_per_item: Any = None
     notice: str = ""
+    #: outcome metadata for the hub's change over visits: which way is an
+    #: improvement, and the smallest change that matters clinically, in
+    #: points and/or percent of the first value:
+    #: ``{"mcid": {"points": 2, "percent": 30}, "better": "lower"}``
+    better: Any = None
+    mcid: Any = None
 
     @model_validator(mode="after")
     def _check(self, info: ValidationInfo):
@@ -384,6 +390,7 @@ class ScoreSpec(_Spec):
             if not isinstance(table, dict) or not all(
                     isinstance(v, (int, float)) and not isinstance(v, bool) for v in table.values()):
                 found.append((("points", key), "must map answers to numbers", table))
+        found += self._outcome_problems()
         variables = {"total", *self.subscales}
         for b, band in enumerate(self.bands):
             for c, case in enumerate(band.cases):
@@ -397,6 +404,20 @@ class ScoreSpec(_Spec):
         if found:
             raise invalid("score", found)
         return self
+
+    def _outcome_problems(self) -> list:
+        found: list = []
+        if self.better is not None and self.better not in ("lower", "higher"):
+            found.append((("better",), f"{self.better!r} is not 'lower' or 'higher'", self.better))
+        if self.mcid is None:
+            return found
+        mcid = self.mcid
+        if not (isinstance(mcid, dict) and mcid and set(mcid) <= {"points", "percent"} and all(
+                isinstance(v, (int, float)) and not isinstance(v, bool) and v > 0 for v in mcid.values())):
+            found.append((("mcid",), 'must be {"points": N} and/or {"percent": N}, each a number above 0', mcid))
+        elif self.better is None:
+            found.append((("mcid",), "needs better ('lower' or 'higher'): which way is an improvement", mcid))
+        return found
 
 
 class RulesFile(_Spec):

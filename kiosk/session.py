@@ -115,9 +115,12 @@ class IntakeSession:
 
     # -- the flow ------------------------------------------------------------
 
-    def begin(self) -> str:
-        """A new visit in the current language."""
-        self.visit = Visit(self.pack, self.language, kiosk_id=self.config.kiosk.kiosk_id)
+    def begin(self, visit_kind: str = "first") -> str:
+        """A new visit in the current language; ``visit_kind`` is the
+        welcome screen's choice, "first" or "returning" (a returning patient
+        gets the pack's short follow-up path). Nothing of earlier visits is
+        looked up: the hub matches the patient."""
+        self.visit = Visit(self.pack, self.language, kiosk_id=self.config.kiosk.kiosk_id, visit_kind=visit_kind)
         self.after_visit = False
         self.touch()
         return "privacy"

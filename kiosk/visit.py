@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from .questionnaire import Item, Pack, State, questionnaire_response, resolve
+from .questionnaire.compose import VISIT_KINDS
 from .rules import Result, evaluate
 from .store import utcnow
 
@@ -33,7 +34,10 @@ class VisitFileError(Exception):
 class Visit:
     """The state of one visit. Pure: no clock, no storage, no UI."""
 
-    def __init__(self, pack: Pack, language: str, visit_date: dt.date | None = None, kiosk_id: str = "kiosk-1"):
+    def __init__(self, pack: Pack, language: str, visit_date: dt.date | None = None, kiosk_id: str = "kiosk-1",
+                 visit_kind: str = "first"):
+        if visit_kind not in VISIT_KINDS:
+            raise ValueError(f"visit kind {visit_kind!r} is not one of {', '.join(VISIT_KINDS)}")
         self.pack = pack
         self.language = language
         self.visit_date = visit_date or dt.date.today()
@@ -48,6 +52,12 @@ class Visit:
         for item in pack.items:  # initial / initialSelected answers
             if item.initial is not None and item.asked:
                 self.answers[item.link_id] = item.initial
+        #: "first" or "returning", as the patient chose on the welcome
+        #: screen; the pack's visit-kind item holds it too, so its skip
+        #: logic (the short follow-up path) follows it.
+        self.visit_kind = visit_kind
+        if pack.role("visit_kind"):
+            self.answers[pack.role("visit_kind")] = visit_kind
 
     # -- what is asked ---------------------------------------------------
 
@@ -130,8 +140,11 @@ class Visit:
         self.answers.pop(link_id, None)
 
     def effective_answers(self) -> dict:
-        """Answers to questions that are still asked (hidden ones drop out)."""
-        return {i.link_id: self.answers[i.link_id] for i in self.questions() if i.link_id in self.answers}
+        """Answers to questions that are still asked (hidden ones drop out),
+        after the kiosk's own (the visit kind)."""
+        preset = [self.pack.item(p) for p in self.pack.preset if self.is_enabled(self.pack.item(p))]
+        kept = [*preset, *self.questions()]
+        return {i.link_id: self.answers[i.link_id] for i in kept if i.link_id in self.answers}
 
     def computed(self) -> dict:
         """Answers of the computed (calculatedExpression) items."""
@@ -167,6 +180,8 @@ class Visit:
             "result": result.as_json(),
             "summary": result.summary_json(),
             "notices": [s.notice for s in self.pack.rules.scores if s.notice],
+            "visit_kind": self.visit_kind,
+            "return_code": values.get(self.pack.role("return_code") or "") or None,
             "questionnaire_response": questionnaire_response(
                 self.pack, values, status=status, authored=submitted, enabled=self.state().enabled,
                 language=self.language, response_id=self.intake_id),
@@ -210,17 +225,23 @@ def read_visit_file(path: str | Path, pack: Pack) -> VisitFile:
     given = dict(data["answers"])
     warnings = []
     for link_id in given:
-        if not pack.has(link_id) or not pack.item(link_id).asked:
+        if not pack.answerable(link_id):
             warnings.append(f"{path}:{link_id}: not asked by content pack {pack.content_version}; ignored")
     asked = _asked_answers(path, pack, given)
     enabled = resolve(pack, asked).enabled
-    for item in pack.questions:
-        if item.link_id in given and item.asked and item.link_id not in enabled:
+    for item in _answerable(pack):
+        if item.link_id in given and item.link_id not in enabled:
             warnings.append(f"{path}:{item.link_id}: hidden by skip logic for this visit; ignored")
         if item.required and item.asked and item.link_id in enabled and item.link_id not in asked:
             raise VisitFileError(f"{path}:{item.link_id}: required answer is missing")
-    ordered = {i.link_id: asked[i.link_id] for i in pack.questions if i.link_id in asked}
+    ordered = {i.link_id: asked[i.link_id] for i in _answerable(pack) if i.link_id in asked}
     return VisitFile(language, visit_date, ordered, warnings)
+
+
+def _answerable(pack: Pack) -> list[Item]:
+    """The items a visit file may answer: the kiosk's own (the visit kind
+    of the welcome screen) first, then the questions, in order."""
+    return [*(pack.item(p) for p in pack.preset), *(i for i in pack.questions if i.asked)]
 
 
 def _asked_answers(path, pack: Pack, given: dict) -> dict:
@@ -230,9 +251,9 @@ def _asked_answers(path, pack: Pack, given: dict) -> dict:
     for _ in range(len(pack.questions) + 1):
         enabled = resolve(pack, asked).enabled
         nxt = {}
-        for item in pack.questions:
+        for item in _answerable(pack):
             value = given.get(item.link_id)
-            if item.asked and item.link_id in enabled and value is not None:
+            if item.link_id in enabled and value is not None:
                 problem = item.check_answer(value)
                 if problem:
                     raise VisitFileError(f"{path}:{item.link_id}: {problem}")

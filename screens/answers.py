@@ -34,6 +34,9 @@ Builder.load_file(str(Path(__file__).with_suffix(".kv")))
 LETTERS = ["qwertyuiop", "asdfghjklñ", "zxcvbnm", "áéíóúü-'"]
 #: Free text ("text" items) also needs digits and punctuation.
 TEXT_ROWS = [*LETTERS[:3], "áéíóúü-'.,?", "1234567890"]
+#: A short code (the return code printed on a visit summary): digits and
+#: plain letters only, typed and shown in capitals.
+CODE_ROWS = ["1234567890", "qwertyuiop", "asdfghjkl", "zxcvbnm-"]
 
 
 def _fmt(number: float) -> str:
@@ -198,6 +201,26 @@ class TextArea(Keyboard):
         # sentences, not names: a capital only at the start of a sentence
         stripped = self.text.rstrip()
         return not stripped or stripped[-1] in ".?!"
+
+
+class CodeKeyboard(Keyboard):
+    """Digits and capital letters for a short code ("code" items): no
+    shift to think about, every letter comes out as a capital, as the code
+    is printed."""
+
+    rows = CODE_ROWS
+
+    def build(self):
+        super().build()
+        for key in ("shift", "space"):  # a code has neither
+            button = self.control_keys[key]
+            button.parent.remove_widget(button)
+
+    def at_word_start(self) -> bool:
+        return True  # every key shows, and types, a capital
+
+    def needs_shift(self, ch: str) -> bool:
+        return False
 
 
 class NumberPad(AnswerWidget):
@@ -519,6 +542,7 @@ WIDGETS.update({
     "openchoice": OpenChoice,
     "keyboard": Keyboard,
     "text": TextArea,
+    "code": CodeKeyboard,
     "date": DatePad,
     "datetime": DateTimePad,
     "time": TimePad,

@@ -320,8 +320,9 @@ class KioskApp(ServiceApp, App):
     def toggle_large_text(self):
         self.large_text = not self.large_text
 
-    def begin_visit(self):
-        self.go(self.session.begin())
+    def begin_visit(self, visit_kind: str = "first"):
+        """The welcome screen's "First visit" or "I have been here before"."""
+        self.go(self.session.begin(visit_kind))
 
     def start_questions(self):
         self.go(self.session.start_questions())

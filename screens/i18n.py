@@ -1,6 +1,6 @@
 """The app's own strings, translated with gettext catalogues (Babel).
 
-Strings are marked in kv as ``app.t("Start", app.language)`` and in Python
+Strings are marked in kv as ``app.t("First visit", app.language)`` and in Python
 as ``app.t("...")``. Catalogues live in ``screens/locale/<lang>/LC_MESSAGES/
 kiosk.po``; they are read with Babel at start-up, so there is no compile step.
 ``make`` target ``i18n`` (``pybabel extract``) refreshes the template.

@@ -242,7 +242,7 @@ def type_answer(h: Harness, item, value) -> None:
     elif kind in ("multichoice", "bodymap"):
         for code in value:
             h.tap(h.button(code=code, root=widget))
-    elif kind in ("keyboard", "text"):
+    elif kind in ("keyboard", "text", "code"):
         _type_text(h, widget, item, value)
     elif kind == "display":
         pass
@@ -289,7 +289,9 @@ def answer_questions(h: Harness, vf: VisitFile, shot=lambda label: None) -> None
 
 def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime: Runtime | None = None,
                  size=(1280, 800), on_screen=None) -> dict:
-    """Taps through ``vf`` in the real UI and submits it like a patient.
+    """Taps through ``vf`` in the real UI and submits it like a patient
+    (on the welcome screen "I have been here before" when its visit-kind
+    answer is "returning", else "First visit").
 
     Returns the result JSON plus ``intake_id`` and ``screens`` (the number
     of screens shown). An emergency visit ends on the staff screen.
@@ -317,7 +319,9 @@ def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime:
         app.set_language(vf.language)
         h.frames(2)
         shot("welcome")
-        h.tap(h.screen.ids.start)
+        kind = app.session.pack.role("visit_kind")
+        returning = kind is not None and vf.answers.get(kind) == "returning"
+        h.tap(h.screen.ids.returning if returning else h.screen.ids.start)
         shot("privacy")
         h.tap(h.screen.ids.continue_)
         answer_questions(h, vf, shot)

@@ -1,4 +1,8 @@
-"""The welcome screen: the clinic's name, the language choice and Start.
+"""The welcome screen: the clinic's name, the language choice, and the two
+ways in: "First visit" and "I have been here before". The choice is the
+answer of the pack's hidden visit-kind item, so a returning patient gets
+the pack's short follow-up path; the kiosk looks nothing up (the hub
+matches a returning patient by name and date of birth).
 
 The language buttons are the languages of ``[clinic] languages`` that the
 content pack covers (``app.languages``), each named in its own language:
@@ -36,7 +40,7 @@ class WelcomeScreen(KioskScreen):
 
     def on_activate(self):
         # The loop is built and started just after this screen's first frame,
-        # so "Start" is on screen without waiting for a video to open.
+        # so the start buttons are on screen without waiting for a video to open.
         self.app.after_first_frame(self.start_loop)
 
     def start_loop(self):

@@ -39,7 +39,8 @@ def _items(q):
 
 def test_duplicate_linkid(pack_copy):
     q = pack_copy / "questionnaire.json"
-    edit_json(q, lambda d: d["item"][0]["item"].append(dict(d["item"][0]["item"][0])))
+    edit_json(q, lambda d: d["item"][0]["item"].append(
+        dict(next(i for i in d["item"][0]["item"] if i["linkId"] == "given-name"))))
     result = validate(pack_copy)
     assert result.exit_code == 1
     assert f"{q}:item given-name: duplicate linkId" in result.output
@@ -50,7 +51,8 @@ def test_enable_when_pointing_at_missing_item(pack_copy):
     q = pack_copy / "questionnaire.json"
 
     def change(d):
-        d["item"][0]["item"][3]["enableWhen"] = [{"question": "no-such-item", "operator": "exists", "answerBoolean": True}]
+        phone = next(i for i in d["item"][0]["item"] if i["linkId"] == "phone")
+        phone["enableWhen"] = [{"question": "no-such-item", "operator": "exists", "answerBoolean": True}]
 
     edit_json(q, change)
     result = validate(pack_copy)

@@ -270,7 +270,7 @@ def test_idle_timeout_asks_then_wipes_everything(tmp_path, cfg, runtime):
             assert "Xavi" not in all_text(screen)
         # Back from the welcome screen cannot reach the old visit.
         h.tap(h.screen.ids.start)
-        assert app.visit.answers == {}
+        assert app.visit.answers == {"visit-kind": "first"}  # only the button just tapped
         h.tap(h.screen.ids.continue_)
         assert h.screen.answer_widget.text == ""
     finally:
@@ -595,3 +595,137 @@ def test_a_kiosk_without_a_staff_pin_never_opens_the_staff_pad_with_the_demo_pin
     finally:
         h.stop()
         rt.close()
+
+
+# -- returning patients (issue 19) ------------------------------------------------
+
+#: One vignette patient: a woman of 65 with chronic low back pain and leg
+#: pain, seen three times.
+PATIENT = {"given-name": "Ana", "family-name": "López", "dob": "1961-04-02"}
+PEG = lambda pain, enjoyment, activity: {"peg-pain": pain, "peg-enjoyment": enjoyment, "peg-activity": activity}
+
+
+@pytest.mark.parametrize("lang,first,returning", [("en", "First visit", "I have been here before"),
+                                                  ("es", "Primera visita", "Ya he venido antes")])
+def test_the_welcome_screen_asks_first_visit_or_returning_by_touch(tmp_path, cfg, runtime, lang, first, returning):
+    from screens.replay import Harness
+
+    h = Harness(runtime, size=(1024, 600)).start()  # the smallest monitor deploy/README lists
+    try:
+        app = h.app
+        h.tap(h.button(code=lang, root=h.screen.ids.languages))
+        h.frames(2)
+        welcome = h.screen
+        assert (welcome.ids.start.text, welcome.ids.returning.text) == (first, returning)
+        assert welcome.ids.start.height == welcome.ids.returning.height  # alike: neither is the "right" one
+        assert overlapping_controls(h) == []
+        h.screenshot(tmp_path, f"welcome-{lang}")
+        h.tap(welcome.ids.returning)
+        assert app.sm.current == "privacy"
+        assert app.visit.answers == {"visit-kind": "returning"}  # nothing of an earlier visit is kept here
+        h.tap(h.screen.ids.continue_)
+        asked = [q.link_id for q in app.visit.questions()]
+        assert asked[:4] == ["given-name", "family-name", "dob", "return-code"] and asked[-1] == "groc"
+        assert "phone" not in asked and "sbst-1" not in asked and "rf-saddle" in asked
+        for key in "ana":
+            h.tap(h.button(key=key, root=h.screen.answer_widget))
+        h.tap(h.screen.ids.next)
+        h.tap(h.screen.ids.back)
+        h.tap(h.screen.ids.back)  # to the privacy notice, then Back again forgets the visit
+        h.tap(h.screen.ids.back)
+        assert app.sm.current == "welcome" and app.visit is None
+        h.tap(h.button(code=lang, root=h.screen.ids.languages))
+        h.tap(h.screen.ids.start)
+        assert app.visit.answers == {"visit-kind": "first"}  # the next patient finds nothing of this one
+        h.tap(h.screen.ids.continue_)
+        assert h.screen.answer_widget.text == ""
+        assert "phone" in [q.link_id for q in app.visit.questions()]
+        name = {"en": "What is your first name?", "es": "¿Cuál es su nombre?"}[lang]
+        assert h.screen.ids.question.text == name
+    finally:
+        h.stop()
+
+
+def test_a_returning_visit_takes_far_fewer_screens_than_a_first(tmp_path, cfg, runtime):
+    from screens.replay import replay_visit
+
+    first = negative_visit(**PATIENT, **PEG(7, 6, 7), **{
+        "phone": "600123456", "pain-areas": ["lower-back", "left-leg"], "pain-now": 7,
+        **{f"sbst-{n}": "agree" for n in range(1, 9)}, "sbst-9": "very-much"})
+    follow_up = negative_visit(**PATIENT, **PEG(5, 4, 4), **{"visit-kind": "returning", "return-code": "k7qf",
+                                                            "pain-now": 5, "groc": "better"})
+    shots = tmp_path / "returning"
+    out_first = replay_visit(cfg, visit_file(tmp_path, first, runtime.pack), runtime=runtime)
+    out_again = replay_visit(cfg, visit_file(tmp_path, follow_up, runtime.pack), screenshots=str(shots),
+                             runtime=runtime)
+    # welcome, privacy, the questions, review, thanks
+    assert out_first["screens"] == 4 + 42 and out_again["screens"] == 4 + 33
+    assert out_again["screens"] == len(list(shots.glob("*.png")))
+    assert out_first["scores"] == {"pain-now": 7, "peg": 6.7,
+                                   "startback": {"total": 9, "psychosocial": 5, "risk": "high"}}
+    assert out_again["scores"] == {"pain-now": 5, "peg": 4.3, "startback": None}
+    bodies = {r["id"]: json.loads(r["body"]) for r in records(cfg)}
+    assert bodies[out_first["intake_id"]]["visit_kind"] == "first"
+    again = bodies[out_again["intake_id"]]
+    assert again["visit_kind"] == "returning" and again["return_code"] == "K7QF"  # typed as printed: capitals
+    assert again["answers"]["groc"] == "better" and "phone" not in again["answers"]
+
+
+def test_a_returning_patients_emergency_answer_still_stops_the_visit_and_alerts(tmp_path, cfg, runtime):
+    from screens.replay import replay_visit
+
+    visit = negative_visit(**PATIENT, **{"visit-kind": "returning", "pain-now": 6, "rf-bowel": True})
+    shots = tmp_path / "shots"
+    out = replay_visit(cfg, visit_file(tmp_path, visit, runtime.pack), screenshots=str(shots), runtime=runtime)
+    assert out["tier"] == "emergency" and out["codes"] == ["rf-bowel"]
+    names = sorted(p.name for p in shots.glob("*.png"))
+    assert names[-1].endswith("emergency.png") and not any("peg" in n or "groc" in n for n in names)
+    kinds = {r["kind"]: json.loads(r["body"]) for r in records(cfg)}
+    assert kinds["visit"]["status"] == "emergency" and kinds["visit"]["visit_kind"] == "returning"
+    assert kinds["alert"]["kind"] == "emergency" and kinds["alert"]["intake_id"] == out["intake_id"]
+
+
+def test_three_visits_of_one_patient_reach_a_real_hub_with_their_visit_kind(tmp_path):
+    """First visit, then two follow-ups of the same patient, through the real
+    kiosk UI and a real `clinic-hub serve` on 127.0.0.1 (matching them to one
+    patient is the hub's side: tests/hub)."""
+    from kiosk.sync import SyncWorker
+    from screens.replay import replay_visit
+
+    from .hub.conftest import Hub, enroll_kiosk
+
+    hub = Hub(tmp_path / "hub-data", f"sqlite:///{tmp_path / 'hub-data' / 'hub.db'}")
+    hub.start()
+    try:
+        c = enroll_kiosk(hub, tmp_path / "kiosk").replace("kiosk", staff_pin_hash=PIN_HASH)
+        visits = [
+            ("2026-11-02", negative_visit(**PATIENT, **PEG(7, 6, 7), **{
+                "phone": "600123456", "pain-areas": ["lower-back"], "pain-now": 7,
+                **{f"sbst-{n}": "disagree" for n in range(1, 10)}, "sbst-9": "moderately"})),
+            ("2026-11-16", negative_visit(**PATIENT, **PEG(5, 4, 5), **{
+                "visit-kind": "returning", "return-code": "K7QF", "pain-now": 5, "groc": "better"})),
+            ("2026-11-30", negative_visit(**PATIENT, **PEG(3, 2, 2), **{
+                "visit-kind": "returning", "pain-now": 3, "groc": "much-better"})),
+        ]
+        rt = Runtime.create(c)
+        try:
+            intake_ids = []
+            for day, visit in visits:
+                visit["visit_date"] = day
+                intake_ids.append(replay_visit(c, visit_file(tmp_path, visit, rt.pack), runtime=rt)["intake_id"])
+        finally:
+            rt.close()
+        assert SyncWorker(c).drain().remaining == 0
+        with hub.repo() as repo:
+            received = [next(r.payload for r in repo.intake_records(i) if r.kind == "visit") for i in intake_ids]
+        assert [p["visit_kind"] for p in received] == ["first", "returning", "returning"]
+        assert [p["return_code"] for p in received] == [None, "K7QF", None]
+        assert [p["visit_date"] for p in received] == [day for day, _ in visits]
+        assert [(p["answers"]["given-name"], p["answers"]["family-name"], p["answers"]["dob"]) for p in received] \
+            == [("Ana", "López", "1961-04-02")] * 3
+        assert [p["result"]["scores"]["peg"] for p in received] == [6.7, 4.7, 2.3]
+        assert [p["answers"].get("groc") for p in received] == [None, "better", "much-better"]
+        assert "sbst-1" in received[0]["answers"] and "sbst-1" not in received[1]["answers"]
+        assert all(p["status"] == "complete" and p["result"]["tier"] == "none" for p in received)
+    finally:
+        hub.kill()

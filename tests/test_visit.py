@@ -16,7 +16,7 @@ from .conftest import edit_json
 @pytest.fixture
 def pack_with_skip_logic(pack_copy):
     def change(d):
-        phone = d["item"][0]["item"][3]
+        phone = next(i for i in d["item"][0]["item"] if i["linkId"] == "phone")
         phone["enableWhen"] = [{"question": "given-name", "operator": "exists", "answerBoolean": True}]
         pregnant = next(i for i in d["item"][2]["item"] if i["linkId"] == "ci-pregnant")
         pregnant["enableWhen"] = [{"question": "pain-duration", "operator": "!=", "answerCoding": {"code": "over-12-weeks"}}]

@@ -7,18 +7,23 @@ order, instead of naming one questionnaire::
      "parts": [{"id": "intake", "builtin": "default"},
                {"id": "clinic-form", "questionnaire": "forms/clinic.json",
                 "enableWhen": [{"question": "pain-duration", "operator": "=",
-                                "answerCoding": {"code": "over-12-weeks"}}]}]}
+                                "answerCoding": {"code": "over-12-weeks"}}]},
+               {"id": "odi", "pack": "odi", "ask": "first"}]}
 
 Each part is loaded on its own (the loader does that) and :func:`merge`
 puts them together into one :class:`~.model.Pack`: the items in order (a
 part with a condition sits in a group carrying it, so the usual enableWhen
-machinery hides the whole part), the rules of every part (highest tier
-wins, codes are unioned, so a later part can add a flag but never take one
-away), and one linkId, rule id or score id never used by two parts.
+machinery hides the whole part; ``"ask": "first"`` or ``"returning"`` is
+such a condition on the visit kind the welcome screen records, and the
+red-flag screening may never depend on it), the rules of every part
+(highest tier wins, codes are unioned, so a later part can add a flag but
+never take one away), and one linkId, rule id or score id never used by two
+parts.
 
-``roles`` say which item is the patient's name, date of birth, body map and
-pain scales, and ``body_map`` holds the figure both the kiosk and the hub
-draw; a part brought in with ``builtin`` or ``pack`` keeps its own.
+``roles`` say which item is the patient's name, date of birth, body map,
+pain scales, visit kind (first visit or returning) and return code, and
+``body_map`` holds the figure both the kiosk and the hub draw; a part
+brought in with ``builtin`` or ``pack`` keeps its own.
 """
 
 from __future__ import annotations
@@ -42,6 +47,8 @@ SCREENING_IDS = (
     "ci-cancer-treatment", "ci-contagious", "ci-implant",
 )
 CONDITION_OPERATORS = {"exists", "=", "!=", ">", "<", ">=", "<="}
+#: The codes of the ``visit_kind`` item: the welcome screen's two buttons.
+VISIT_KINDS = ("first", "returning")
 Box = tuple[float, float, float, float]
 
 
@@ -72,6 +79,8 @@ class Roles(_Strict):
     birth_date: Optional[str] = None
     body_map: Optional[str] = None
     pain_scale: list[str] = []
+    visit_kind: Optional[str] = None
+    return_code: Optional[str] = None
 
 
 class PartSpec(_Strict):
@@ -83,6 +92,9 @@ class PartSpec(_Strict):
     pack: Optional[str] = None
     enable_when: list[dict] = Field(default=[], alias="enableWhen")
     enable_behavior: Literal["all", "any"] = Field(default="all", alias="enableBehavior")
+    #: on which visits the part is asked: a first visit (also when the visit
+    #: kind is not known), a returning patient's, or always
+    ask: Literal["first", "returning", "always"] = "always"
 
     def source(self) -> str:
         """What the part is, for messages."""
@@ -108,6 +120,9 @@ def part_specs(path: Path, raw) -> tuple[list[PartSpec | None], list[str]]:
             continue
         if spec.rules and not spec.questionnaire:
             problems.append(f"{path}:parts[{n}].rules: only a questionnaire part takes rules of its own")
+        if spec.ask != "always" and spec.enable_behavior == "any":
+            problems.append(f"{path}:parts[{n}].ask: cannot be combined with enableBehavior 'any' (the part "
+                            "would be asked on any visit where its other condition holds)")
         specs.append(spec)
     return specs, problems
 
@@ -143,6 +158,15 @@ def read_roles(path: Path, manifest: dict, items: dict[str, Item], base_roles: d
     for link_id in roles.get("pain_scale", []):
         if link_id in items and items[link_id].widget != "scale":
             problems.append(f"{path}:roles.pain_scale: {link_id!r} is not a 0-10 scale")
+    kind = items.get(roles.get("visit_kind") or "")
+    if kind is not None and (kind.type != "choice" or not kind.hidden or kind.repeats
+                             or not set(VISIT_KINDS) <= {o.code for o in kind.options}):
+        problems.append(f"{path}:roles.visit_kind: {kind.link_id!r} must be a hidden (questionnaire-hidden) "
+                        "single choice with the codes 'first' and 'returning': the welcome screen answers it")
+    code = items.get(roles.get("return_code") or "")
+    if code is not None and (code.type != "string" or not code.asked or code.required):
+        problems.append(f"{path}:roles.return_code: {code.link_id!r} must be an optional string item the patient "
+                        "types")
     if "body_map" in manifest:
         try:
             body_map = BodyMapSpec.model_validate(manifest["body_map"]).model_dump()
@@ -195,6 +219,46 @@ def _condition(path: str, spec: PartSpec, where: str, asked: dict[str, Item], pr
     return tuple(conds)
 
 
+def _ask_condition(path: str, spec: PartSpec, where: str, asked: dict[str, Item], roles: dict,
+                   problems: list[str]) -> tuple[EnableWhen, ...]:
+    """``ask`` as a condition on the visit kind of an earlier part
+    (unanswered counts as a first visit, as FHIR's ``!=`` does)."""
+    if spec.ask == "always":
+        return ()
+    kind = roles.get("visit_kind")
+    if kind not in asked:
+        problems.append(f"{path}:{where}.ask: needs an earlier part with the visit-kind item (roles.visit_kind; "
+                        "the built-in intake has it)")
+        return ()
+    op = "=" if spec.ask == "returning" else "!="
+    return (EnableWhen(kind, op, ("answerCoding", "returning")),)
+
+
+def unskippable_screening_problems(path: Path, items: tuple[Item, ...] | list[Item], rules, roles: dict,
+                       where: dict[str, str] | None = None) -> list[str]:
+    """The red-flag screening is asked on every visit: no screening item
+    (those of shared/clinical/screening.md, and every item an emergency or
+    urgent rule flags) may depend on the visit kind, itself or through the
+    groups and part it sits in. ``where`` names the place of an item in
+    messages (a part's group: ``parts[2]``); else ``item LINKID``."""
+    kind = roles.get("visit_kind")
+    if not kind:
+        return []
+    index = {i.link_id: i for i in items}
+    flagged = set(SCREENING_IDS) | {c for r in rules.rules if r.tier in ("emergency", "urgent") for c in r.codes}
+    problems = []
+    for link_id in [i.link_id for i in items if i.link_id in flagged]:
+        node = index[link_id]
+        while node is not None:
+            if any(c.question == kind for c in node.enable_when) or kind in (node.enable_expression or ""):
+                place = (where or {}).get(node.link_id, f"item {node.link_id}")
+                problems.append(f"{path}:{place}: the red-flag screening ({link_id!r}) is asked on every visit; "
+                                f"it cannot depend on {kind!r} (ask, enableWhen)")
+                return problems
+            node = index.get(node.parent)
+    return problems
+
+
 def merge(path: Path, manifest: dict, languages: tuple[str, ...], loaded: list[tuple[int, PartSpec, Pack]],
           problems: list[str]) -> Pack | None:
     """One pack from its loaded parts, in order; problems are appended
@@ -218,8 +282,9 @@ def merge(path: Path, manifest: dict, languages: tuple[str, ...], loaded: list[t
                 problems.append(f"{path}:{where}: part id {part_id!r} is used twice; give each part its own id")
             where_of[part_id] = where
             group = ""
-            if spec.enable_when:
+            if spec.enable_when or spec.ask != "always":
                 conds = _condition(str(path), spec, where, asked, problems)
+                conds += _ask_condition(str(path), spec, where, asked, roles, problems)
                 group = f"part:{part_id}"
                 items.append(Item(link_id=group, type="group", text={}, enable_when=conds,
                                   enable_behavior=spec.enable_behavior))
@@ -257,6 +322,8 @@ def merge(path: Path, manifest: dict, languages: tuple[str, ...], loaded: list[t
     index = {i.link_id: i for i in items}
     roles, body_map, role_problems = read_roles(path, manifest, index, roles, body_map)
     problems.extend(role_problems)
+    groups = {f"part:{part_id}": where for part_id, where in where_of.items()}
+    problems.extend(unskippable_screening_problems(path, items, rules_mod.RuleSet(tuple(rules), ()), roles, groups))
     covered = tuple(lang for lang in languages if all(lang in p.pack.languages for p in parts))
     if parts and not covered:
         problems.append(f"{path}:languages: no language of {', '.join(languages)} is covered by every part")

@@ -113,6 +113,7 @@ def _load_single(root: Path, manifest: dict, languages: tuple[str, ...], problem
     problems.extend(rule_problems)
     roles, body_map, role_problems = compose.read_roles(manifest_path, manifest, index)
     problems.extend(role_problems)
+    problems.extend(compose.unskippable_screening_problems(q_path, items, ruleset, roles))
     if problems:
         raise PackError(problems, reader.notices)
     if "birth_date" in roles or "roles" in manifest:

@@ -73,7 +73,7 @@ REFUSED_TYPES = {
     "url": "a patient cannot type a web address at the kiosk",
 }
 WIDGETS = {"yesno", "scale", "choice", "multichoice", "openchoice", "bodymap", "date", "datetime", "time",
-           "phone", "keyboard", "text", "number", "integer", "decimal", "quantity", "display"}
+           "phone", "keyboard", "text", "code", "number", "integer", "decimal", "quantity", "display"}
 #: enableWhen answer[x] -> the item types it can be compared with
 ANSWER_KEYS = {
     "answerBoolean": {"boolean"},
@@ -314,7 +314,8 @@ class Pack:
     #: the questionnaires asked, in order (:class:`Part`); one for a plain pack
     parts: tuple = ()
     #: role -> linkId (``given_name``, ``family_name``, ``birth_date``,
-    #: ``body_map``) or list of linkIds (``pain_scale``)
+    #: ``body_map``, ``visit_kind``, ``return_code``) or list of linkIds
+    #: (``pain_scale``)
     roles: dict = field(default_factory=dict)
     #: the figure of the body map: ``view``, ``outline`` and ``regions``
     body_map: dict | None = None
@@ -325,6 +326,20 @@ class Pack:
         """The linkId that plays ``name`` (None when the pack has none)."""
         value = self.roles.get(name)
         return value if isinstance(value, str) and self.has(value) else None
+
+    @property
+    def preset(self) -> tuple[str, ...]:
+        """Hidden items the kiosk answers itself instead of asking them on a
+        screen of their own: the ``visit_kind`` the welcome screen's "First
+        visit" / "I have been here before" records. A visit file may answer
+        them like a question."""
+        link_id = self.role("visit_kind")
+        return (link_id,) if link_id else ()
+
+    def answerable(self, link_id: str) -> bool:
+        """Whether a visit may hold an answer to ``link_id``: an asked item
+        or a preset one."""
+        return self.has(link_id) and (self.item(link_id).asked or link_id in self.preset)
 
     def plays(self, link_id: str, name: str) -> bool:
         """Whether item ``link_id`` plays role ``name`` (roles may list several)."""
