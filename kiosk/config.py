@@ -82,6 +82,9 @@ class KioskSection:
         "",
     )
     kiosk_id: str = _doc("A name for this kiosk, shown to staff.", "kiosk-1")
+    staff_language: str = _doc(
+        "Language staff read on the hub: each visit also carries its answers worded in it.", "en"
+    )
 
 
 @dataclass(frozen=True)

@@ -117,7 +117,8 @@ class IntakeSession:
 
     def begin(self) -> str:
         """A new visit in the current language."""
-        self.visit = Visit(self.pack, self.language, kiosk_id=self.config.kiosk.kiosk_id)
+        self.visit = Visit(self.pack, self.language, kiosk_id=self.config.kiosk.kiosk_id,
+                           staff_language=self.config.kiosk.staff_language)
         self.after_visit = False
         self.touch()
         return "privacy"
