@@ -390,40 +390,49 @@ def test_pdf_has_a_page_per_intake_with_summary_scores_and_every_answer(repo, tm
     emergency["status"] = "emergency"
     emergency["result"]["tier"] = "emergency"
     emergency["answers"]["pain-areas"] = ["neck", "buttocks", "right-leg"]
-    store(repo, [intake(1), emergency])
+    emergency["display"]["body_map"]["marked"] = ["neck", "buttocks", "right-leg"]
+    older = intake(3, given="Olga", family="Older", with_response=False, with_display=False)
+    store(repo, [intake(1), emergency, older])
     data, report = run("pdf", repo)
     pdf = tmp_path / "intakes.pdf"
     pdf.write_bytes(data)
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"^Pages:\s+2$", info, re.M)
+    assert re.search(r"^Pages:\s+3$", info, re.M)
     pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                            check=True).stdout.split("\f")
-    first, second = pages[0], pages[1]
-    assert "Zoë Łukasiewicz" in first and "Tier: URGENT" in first
+    first, second, third = pages[0], pages[1], pages[2]
+    assert "Zoë Łukasiewicz" in first and "Tier: URGENT" in first and "1961-04-02 (65 years)" in first
     assert "History of cancer: rule out spinal metastasis before treatment." in first
     assert "Takes blood thinners" in first
-    assert "PEG: 5.3 / 10" in first and "risk group medium" in first
+    # The scores under the labels the kiosk sent with the visit.
+    assert "PEG (0-10): 5.3" in first and "risk group medium" in first
     assert "STarT Back items are paraphrased" in first
-    assert "Painful areas: lower-back, left-leg" in first
-    # Every answer, by question text where the kiosk sent a response.
+    assert "Painful areas: Lower back, Left leg" in first
+    # Every answer, by the question texts the kiosk sent.
     assert "PEG score (calculated)" in first and "How long have you had it?" in first
     assert "More than 12 weeks" in first
     # A question too long for its column is named by its linkId.
     assert "rf-saddle: Since this pain began" in first
     assert "José Ñúñez" in second and "Tier: EMERGENCY" in second and "stopped early" in second
-    for link_id in emergency["answers"]:
-        assert link_id in second, link_id
+    assert "Painful areas: Neck, Buttocks, Right leg" in second  # in the staff language
+    # A visit from an older kiosk (no display block): every answer by linkId.
+    assert "(no name given)" in third and "No body map" in third
+    for link_id in older["answers"]:
+        assert link_id in third, link_id
     # The body map marks the painful areas in red: the marked area's
     # centre is red on the page, an unmarked one is not.
     subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(tmp_path / "page")], check=True)
     from PIL import Image
 
+    figure = emergency["display"]["body_map"]
+
     def colour_at(page: int, area: str) -> tuple[int, int, int]:
         img = Image.open(tmp_path / f"page-{page}.png").convert("RGB")
-        xs, ys = zip(*pdf_export.BODY_AREAS[area])
+        x, y, w, h = next(r["box"] for r in figure["regions"] if r["code"] == area)
+        scale = pdf_export.MAP_HEIGHT / 100
         # The figure sits under the fixed-height page header (29 mm) and its title.
-        mm_x = 143 + sum(xs) / len(xs) * 0.8
-        mm_y = 31 + 6 + sum(ys) / len(ys) * 0.8
+        mm_x = pdf_export.MAP_X + (x + w / 2) * figure["aspect"] * scale
+        mm_y = 31 + 6 + (y + h / 2) * scale
         return img.getpixel((round(mm_x / 25.4 * 50), round(mm_y / 25.4 * 50)))
 
     assert colour_at(1, "lower-back") == pdf_export.MARKED
