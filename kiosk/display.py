@@ -96,7 +96,7 @@ def _items(part_pack: Pack, values: dict, enabled: set[str] | None, langs: list[
             continue
         below = _items(part_pack, values, enabled, langs, item.link_id, level + 1)
         answered = item.type not in ("group", "display") and values.get(item.link_id) not in (None, [])
-        if answered or (below and item.type == "group") or (below and item.text):
+        if answered or (below and item.text):  # a group without text adds no heading
             node: dict[str, Any] = {"linkId": item.link_id, "level": level,
                                     "text": {lang: _text(item.text, lang, item.link_id) for lang in langs}}
             node["answer"] = ({lang: worded(item, values[item.link_id], lang) for lang in langs}
