@@ -13,7 +13,6 @@ FHIR QuestionnaireResponse per questionnaire asked).
 import csv
 import io
 import json
-import os
 import subprocess
 import sys
 
@@ -33,8 +32,6 @@ PIN = 'staff_pin_hash = "scrypt$0BLXqBddUQQ44DSywD/Z5g==$Nup21dEKtRhuISsXkv0F8Bw
 DATA = REPO_ROOT / "tests" / "data"
 BLUEBOOK = DATA / "questionnaires" / "hl7-questionnaire-example-bluebook.json"
 RIVERSIDE = DATA / "packs" / "riverside"
-#: The README's pictures with UPDATE_DOCS=1, else the test's own folder.
-DOCS = REPO_ROOT / "docs" if os.environ.get("UPDATE_DOCS") else None
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +130,7 @@ def test_a_clinic_questionnaire_after_the_screening_reaches_the_staff_page(chrom
     assert shots[-1].endswith("thanks.png") and any("nameOfChild" in s for s in shots)
     kiosk.sync()
 
-    context, page = intake_page(chromium, hub, out["intake_id"], (DOCS or tmp_path) / "staff-intake.png")
+    context, page = intake_page(chromium, hub, out["intake_id"], tmp_path / "staff-intake.png")
     assert page.inner_text("h1") == "Selftest Patient"
     assert "Born 1961-04-02 · 65 years old" in page.inner_text("main")
     marked = page.locator(".region.marked title")

@@ -12,6 +12,7 @@ import io
 import json
 import re
 import subprocess
+import uuid
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -101,6 +102,26 @@ def test_csv_has_the_contract_columns_then_one_per_linkid(repo):
     assert first["pain-areas"] == "lower-back;left-leg" and first["rf-cancer"] == "true"
     assert json.loads(first["height"]) == {"value": 170, "unit": "cm"}
     assert report.exported == 3 and not report.lines()
+
+
+def test_csv_has_a_column_per_score_of_the_packs_after_the_linkids(repo):
+    clinic = intake(1)  # a visit of a pack with a score of its own, as the kiosk sent it
+    clinic["display"]["scores"].append({"id": "neck-impact", "label": {"en": "Neck impact"}, "value": 3,
+                                        "fields": [{"id": "band", "label": {"en": "impact"}, "value": "high"}]})
+    older = intake(2, with_display=False)  # from a kiosk before the display block: its result's scores
+    older["result"]["scores"]["odi"] = 42.5
+    odd = intake(3)
+    odd["answers"]["\x1eodi"] = "a linkId that starts like a score's key"
+    store(repo, [clinic, older, odd, intake(4)])
+    header, rows = csv_rows(run("csv", repo)[0])
+    assert header[: len(export.CSV_COLUMNS)] == export.CSV_COLUMNS
+    assert header[-3:] == ["score:neck-impact", "score:neck-impact:band", "score:odi"]
+    assert "\ufffdodi" in header and header.index("\ufffdodi") < header.index("score:neck-impact")
+    by_id = {r["intake_id"]: r for r in rows}
+    first, second, fourth = (by_id[intake(i)["intake_id"]] for i in (1, 2, 4))
+    assert (first["score:neck-impact"], first["score:neck-impact:band"], first["score:odi"]) == ("3", "high", "")
+    assert (second["score:odi"], second["score:neck-impact"], second["peg"]) == ("42.5", "", "5.3")
+    assert fourth["score:neck-impact"] == fourth["score:odi"] == "" and fourth["startback_risk"] == "medium"
 
 
 def test_no_csv_cell_or_header_starts_like_a_formula(repo):
@@ -302,6 +323,24 @@ def test_fhir_export_is_a_valid_r4_bundle_of_questionnaire_responses(repo):
     assert values["height"] == [{"valueQuantity": {"value": 173, "unit": "cm"}}]
     assert values["peg-score"] == [{"valueDecimal": 5.3}]  # the calculated item, from "computed"
     assert "note" not in values  # blank text is no answer in FHIR
+
+
+def test_fhir_export_has_a_response_per_questionnaire_a_composed_visit_asked(repo):
+    composed = intake(1)
+    later = {"resourceType": "QuestionnaireResponse", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "part")),
+             "questionnaire": "https://riverside.example/fhir/Questionnaire/neck|3", "status": "completed",
+             "authored": composed["submitted_at"],
+             "item": [{"linkId": "nk-arm-numb", "text": "Is one of your arms numb?", "answer": [{"valueBoolean": True}]}]}
+    broken = {"resourceType": "Patient", "id": str(uuid.uuid4())}
+    composed["questionnaire_responses"] = [composed["questionnaire_response"], later, broken]
+    store(repo, [composed, intake(2)])
+    data, report = run("fhir", repo)
+    bundle = validated_bundle(data)
+    assert [e["fullUrl"] for e in bundle["entry"]] == [
+        f"urn:uuid:{composed['intake_id']}", f"urn:uuid:{later['id']}", f"urn:uuid:{intake(2)['intake_id']}"]
+    assert bundle["entry"][1]["resource"] == later
+    assert report.exported == 2
+    assert any("later questionnaire was unusable" in line for line in report.lines())
 
 
 def test_fhir_export_of_nothing_is_still_a_valid_bundle(repo):
