@@ -30,7 +30,7 @@ import hashlib
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import msgspec
 
@@ -132,8 +132,14 @@ class _Row(msgspec.Struct):
     answers: Any = None
     computed: Any = None
     result: Any = None
-    # Only its scores are read, and only when the row is made.
-    display: msgspec.Raw = msgspec.Raw(b"null")
+    # Only its scores are read (the rest is skipped as it is parsed).
+    display: Optional[_Scores] = None
+
+
+class _LooseRow(_Row):
+    """A row whose ``display`` is not an object: read without it."""
+
+    display: Any = None
 
 
 def header(link_id: str) -> str:
@@ -154,13 +160,7 @@ def score_values(visit: _Row) -> dict[str, Any]:
     (:data:`SCORE` + ``id``, or + ``id:field``): from the kiosk's
     ``display.scores``, else (an older kiosk) from the result's scores."""
     out: dict[str, Any] = {}
-    raw = bytes(visit.display)
-    entries = None
-    if raw != b"null":
-        try:
-            entries = _decode_scores(raw).scores
-        except (msgspec.DecodeError, TypeError, RecursionError):
-            entries = None
+    entries = visit.display.scores if visit.display.__class__ is _Scores else None
     if entries.__class__ is list:
         for entry in entries:
             if entry.__class__ is not dict or entry.get("id").__class__ is not str or entry["id"] in FIXED_SCORES:
@@ -217,7 +217,7 @@ _UNSTORABLE = re.compile("[\x00\x1f]")
 _SPECIAL = re.compile('[",\r\n\x00\x1f]').search
 _ODD = re.compile('[",\r\n\x00]').search
 _decode_row = msgspec.json.Decoder(_Row).decode
-_decode_scores = msgspec.json.Decoder(_Scores).decode
+_decode_loose_row = msgspec.json.Decoder(_LooseRow).decode
 _encode = msgspec.json.Encoder().encode
 _decode_list = msgspec.json.Decoder(list[str]).decode
 NOTE_NOT_OBJECT = "answers were not an object and were left out"
@@ -284,7 +284,10 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
     raises on what is stored: an unreadable payload gives a ``problem``.
     """
     try:
-        visit = _decode_row(payload)
+        try:
+            visit = _decode_row(payload)
+        except msgspec.ValidationError:
+            visit = _decode_loose_row(payload)  # a display of the wrong shape: no scores from it
     except msgspec.ValidationError:
         return VisitCells(problem="payload is not a JSON object")
     except (msgspec.DecodeError, TypeError):
