@@ -15,12 +15,15 @@ import io
 import json
 import subprocess
 import sys
+import types
 
 import pytest
+from click.testing import CliRunner
 from playwright import sync_api as playwright_api
 
 from kiosk.config import Config
 from kiosk.crypto import read_enrollment
+from kiosk.sync import enroll_command
 from tests.tools import missing
 
 from .browser import NoChromium, chromium_path, launch, log_in
@@ -56,10 +59,6 @@ class Kiosk:
     through its console commands in their own processes."""
 
     def __init__(self, hub, folder, pack, staff_language="en"):
-        from kiosk.sync import enroll_command
-        from click.testing import CliRunner
-        import types
-
         self.folder = folder
         self.data = folder / "data"
         cfg = Config().with_data_dir(self.data).replace("hub", url=hub.url)
