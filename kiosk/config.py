@@ -117,7 +117,7 @@ class KioskSection:
     )
     kiosk_id: Str = _doc("A name for this kiosk, shown to staff.", "kiosk-1")
     staff_language: Str = _doc(
-        "Language of the staff screens, a language code the content pack offers.", "en"
+        "Language staff read on the hub, a language code the content pack offers: each visit also carries its answers worded in it.", "en"
     )
     screening: Str = _doc(
         'The red-flag screening and its emergency alert: "on", or "off" to run a content pack '

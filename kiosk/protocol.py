@@ -235,9 +235,12 @@ class HeartbeatResponse(BaseModel):
 
 # -- what a sealed body holds (checked by the hub once opened) ---------------
 
-#: Deepest nesting of lists and objects an opened body may have: a visit
-#: needs four or five levels; thousands would be an attack on the parser.
-MAX_PAYLOAD_DEPTH = 16
+#: Deepest nesting of lists and objects an opened body may have: a visit of
+#: the default pack needs about eight (its QuestionnaireResponse), one with
+#: a clinic's deeply nested questionnaire about seventeen (groups in groups,
+#: items under answers, in the list of responses); thousands would be an
+#: attack on the parser.
+MAX_PAYLOAD_DEPTH = 32
 
 
 def _iso_text(value):

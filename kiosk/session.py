@@ -120,7 +120,8 @@ class IntakeSession:
         welcome screen's choice, "first" or "returning" (a returning patient
         gets the pack's short follow-up path). Nothing of earlier visits is
         looked up: the hub matches the patient."""
-        self.visit = Visit(self.pack, self.language, kiosk_id=self.config.kiosk.kiosk_id, visit_kind=visit_kind)
+        self.visit = Visit(self.pack, self.language, kiosk_id=self.config.kiosk.kiosk_id, visit_kind=visit_kind,
+                           staff_language=self.config.kiosk.staff_language)
         self.after_visit = False
         self.touch()
         return "privacy"

@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from .display import display_block
 from .questionnaire import Item, Pack, State, questionnaire_response, resolve
 from .questionnaire.compose import VISIT_KINDS
 from .rules import Result, evaluate
@@ -35,11 +36,12 @@ class Visit:
     """The state of one visit. Pure: no clock, no storage, no UI."""
 
     def __init__(self, pack: Pack, language: str, visit_date: dt.date | None = None, kiosk_id: str = "kiosk-1",
-                 visit_kind: str = "first"):
+                 visit_kind: str = "first", staff_language: str = "en"):
         if visit_kind not in VISIT_KINDS:
             raise ValueError(f"visit kind {visit_kind!r} is not one of {', '.join(VISIT_KINDS)}")
         self.pack = pack
         self.language = language
+        self.staff_language = staff_language  # the hub's second wording (config [kiosk] staff_language)
         self.visit_date = visit_date or dt.date.today()
         self.kiosk_id = kiosk_id
         self.intake_id = str(uuid.uuid4())
@@ -160,13 +162,22 @@ class Visit:
         return [i.link_id for i in self.questions() if i.section == "safety" and i.link_id not in self.answers]
 
     def payload(self, status: str) -> dict:
-        """The record the kiosk stores and the hub receives, with the visit
-        as a FHIR QuestionnaireResponse (status "completed", or "stopped"
-        for an emergency)."""
+        """The record the kiosk stores and the hub receives: the answers,
+        the result, what the hub shows (``display``, see
+        :mod:`kiosk.display`) and the visit as FHIR QuestionnaireResponses
+        (status "completed", or "stopped" for an emergency).
+
+        ``questionnaire_response`` answers the pack's first questionnaire
+        (the whole pack when it has one); a composed pack's visit also
+        carries ``questionnaire_responses``, one per questionnaire asked,
+        the first being ``questionnaire_response``.
+        """
         result = self.result()
         submitted = utcnow()
         values = {**self.computed(), **self.effective_answers()}
-        return {
+        enabled = self.state().enabled
+        responses = self.questionnaire_responses(values, status, submitted, enabled)
+        payload = {
             "intake_id": self.intake_id,
             "kiosk_id": self.kiosk_id,
             "submitted_at": submitted,
@@ -182,10 +193,31 @@ class Visit:
             "notices": [s.notice for s in self.pack.rules.scores if s.notice],
             "visit_kind": self.visit_kind,
             "return_code": values.get(self.pack.role("return_code") or "") or None,
-            "questionnaire_response": questionnaire_response(
-                self.pack, values, status=status, authored=submitted, enabled=self.state().enabled,
-                language=self.language, response_id=self.intake_id),
+            "display": display_block(self.pack, self.language, self.staff_language, self.visit_date, values,
+                                     enabled, result),
+            "questionnaire_response": responses[0],
         }
+        if len(responses) > 1:
+            payload["questionnaire_responses"] = responses
+        return payload
+
+    def questionnaire_responses(self, values: dict, status: str, authored: str, enabled: set[str]) -> list[dict]:
+        """One QuestionnaireResponse per questionnaire of the pack that the
+        visit reached (the first always). The first has the intake id as
+        its id, each later one an id derived from the intake id and the
+        part's id, so a resent visit keeps the same ids."""
+        parts = self.pack.parts if len(self.pack.parts) > 1 else ()
+        if not parts:
+            return [questionnaire_response(self.pack, values, status=status, authored=authored, enabled=enabled,
+                                           language=self.language, response_id=self.intake_id)]
+        out = []
+        for n, part in enumerate(parts):
+            rid = self.intake_id if n == 0 else str(uuid.uuid5(uuid.UUID(self.intake_id), f"part:{part.id}"))
+            qr = questionnaire_response(part.pack, values, status=status, authored=authored, enabled=enabled,
+                                        language=self.language, response_id=rid)
+            if n == 0 or qr.get("item"):
+                out.append(qr)
+        return out
 
 
 # -- visit files (the replay format of the public contract) -------------------

@@ -62,7 +62,9 @@ class Scale(AnswerWidget):
         hi = int(self.item.max_value if self.item.max_value is not None else 10)
         self.sync_buttons(self.ids.row, [(str(n), n, self.value == n) for n in range(lo, hi + 1)],
                           lambda btn: self.commit(btn.answer_code))
-        pain = self.item.link_id in ("pain-now", "peg-pain")
+        app = App.get_running_app()
+        pack = app.visit.pack if app.visit is not None else app.session.pack
+        pain = pack.plays(self.item.link_id, "pain_scale")
         self.ids.low.text = self.t("No pain") if pain else self.t("Not at all")
         self.ids.high.text = self.t("Worst pain") if pain else self.t("Completely")
 

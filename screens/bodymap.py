@@ -1,8 +1,10 @@
-"""The body map: a drawn figure seen from behind, where the patient taps
-every region that hurts. Each region can also be chosen from the list of
-named buttons beside the figure, for anyone who finds the drawing hard.
+"""The body map: the pack's figure (``body_map`` in pack.json, the one the
+hub draws too), where the patient taps every region that hurts. Each region
+can also be chosen from the list of named buttons beside the figure, for
+anyone who finds the drawing hard.
 
-Seen from behind, the patient's left side is on the left of the picture.
+The default pack's figure is seen from behind: the patient's left side is on
+the left of the picture.
 """
 
 from __future__ import annotations
@@ -18,78 +20,85 @@ from .base import load_kv
 from .widgets import PALETTE, KButton
 
 
-#: region code -> (x, y, w, h) as fractions of the figure's box.
-REGIONS = {
-    "neck": (0.41, 0.79, 0.18, 0.06),
-    "upper-back": (0.29, 0.60, 0.42, 0.19),
-    "lower-back": (0.31, 0.47, 0.38, 0.13),
-    "buttocks": (0.29, 0.36, 0.42, 0.11),
-    "left-leg": (0.29, 0.02, 0.20, 0.34),
-    "right-leg": (0.51, 0.02, 0.20, 0.34),
-}
 SKIN = (0.80, 0.74, 0.68, 1)
 OUTLINE = (0.35, 0.30, 0.27, 1)
 
 
 class BodyFigure(Widget):
-    """Draws the figure and the selected regions; taps toggle a region."""
+    """Draws the pack's figure (``Pack.body_map``: outline shapes and
+    regions in a 100 x 100 box, y downwards) and the selected regions; taps
+    toggle a region. With no figure it draws nothing and the named buttons
+    do the work."""
 
     selected = ListProperty([])
 
-    def __init__(self, on_toggle, **kw):
+    def __init__(self, on_toggle, spec: dict | None, **kw):
         super().__init__(**kw)
         self.on_toggle = on_toggle
+        self.spec = spec or {"outline": [], "regions": []}
         self.bind(pos=self.redraw, size=self.redraw, selected=self.redraw)
 
     def box(self):
         h = self.height
-        w = min(self.width, h * 0.55)
+        w = min(self.width, h * self.spec.get("aspect", 0.55))
         return self.center_x - w / 2, self.y, w, h
 
-    def region_rect(self, code):
+    def rect(self, box):
+        """A pack box (x, y, w, h in a 100 x 100 box, y downwards) in window
+        coordinates (y upwards)."""
         bx, by, bw, bh = self.box()
-        x, y, w, h = REGIONS[code]
-        return bx + x * bw, by + y * bh, w * bw, h * bh
+        x, y, w, h = box
+        return bx + x / 100 * bw, by + (1 - (y + h) / 100) * bh, w / 100 * bw, h / 100 * bh
+
+    def region_rect(self, code):
+        region = next(r for r in self.spec["regions"] if r["code"] == code)
+        return self.rect(region["box"])
 
     def redraw(self, *_):
-        bx, by, bw, bh = self.box()
+        bw = self.box()[2]
         self.canvas.clear()
+        shapes = self.spec["outline"]
         with self.canvas:
             Color(*SKIN)
-            Ellipse(pos=(bx + 0.40 * bw, by + 0.85 * bh), size=(0.20 * bw, 0.14 * bh))  # head
-            RoundedRectangle(pos=(bx + 0.29 * bw, by + 0.36 * bh), size=(0.42 * bw, 0.50 * bh), radius=[bw * 0.06])
-            RoundedRectangle(pos=(bx + 0.15 * bw, by + 0.42 * bh), size=(0.12 * bw, 0.40 * bh), radius=[bw * 0.05])
-            RoundedRectangle(pos=(bx + 0.73 * bw, by + 0.42 * bh), size=(0.12 * bw, 0.40 * bh), radius=[bw * 0.05])
-            for code in ("left-leg", "right-leg", "neck"):
-                RoundedRectangle(pos=self.region_rect(code)[:2], size=self.region_rect(code)[2:], radius=[bw * 0.04])
-            for code in REGIONS:
-                x, y, w, h = self.region_rect(code)
-                if code in self.selected:
+            for s in shapes:
+                x, y, w, h = self.rect(s["box"])
+                if s["shape"] == "ellipse":
+                    Ellipse(pos=(x, y), size=(w, h))
+                elif s["shape"] == "rect":
+                    RoundedRectangle(pos=(x, y), size=(w, h), radius=[bw * s.get("radius", 0) / 100])
+            for region in self.spec["regions"]:
+                x, y, w, h = self.rect(region["box"])
+                if region["code"] in self.selected:
                     Color(*PALETTE["selected"][:3], 0.85)
                     RoundedRectangle(pos=(x, y), size=(w, h), radius=[bw * 0.03])
                 Color(*OUTLINE)
                 Line(rounded_rectangle=(x, y, w, h, bw * 0.03), width=1.2)
             Color(*OUTLINE)
-            Line(points=[bx + 0.5 * bw, by + 0.47 * bh, bx + 0.5 * bw, by + 0.79 * bh], width=1.5)  # spine
+            for s in shapes:
+                if s["shape"] == "line":  # from the box's top left to its bottom right
+                    x, y, w, h = self.rect(s["box"])
+                    Line(points=[x, y + h, x + w, y], width=1.5)
 
     def on_touch_down(self, touch):
         if not self.collide_point(*touch.pos):
             return False
-        for code in ("neck", "upper-back", "lower-back", "buttocks", "left-leg", "right-leg"):
-            x, y, w, h = self.region_rect(code)
+        for region in self.spec["regions"]:
+            x, y, w, h = self.rect(region["box"])
             if x <= touch.x <= x + w and y <= touch.y <= y + h:
-                self.on_toggle(code)
+                self.on_toggle(region["code"])
                 return True
         return False
 
 
 class BodyMap(AnswerWidget):
-    """Multiple choice over the regions of ``pain-areas``."""
+    """Multiple choice over the regions of the pack's body map (the item
+    playing the ``body_map`` role, or any item with the bodymap widget)."""
 
     def setup(self):
         app = App.get_running_app()
         self.value = list(self.value or [])
-        self.figure = BodyFigure(self.toggle)
+        pack = app.visit.pack if app.visit is not None else app.session.pack
+        self.figure = BodyFigure(self.toggle, pack.body_map)
         self.ids.figure_holder.clear_widgets()
         self.ids.figure_holder.add_widget(self.figure)
         self.ids.names.clear_widgets()

@@ -234,6 +234,69 @@ def test_emergency_answer_stops_the_intake_alerts_staff_and_waits_for_the_pin(tm
         h.stop()
 
 
+def test_the_body_map_is_drawn_from_the_pack_and_a_tap_on_the_figure_marks_its_region(tmp_path, cfg, pack_copy):
+    from kiosk.questionnaire import load_pack
+    from screens.replay import Harness, finger
+
+    from .conftest import edit_json
+
+    def swap(manifest):  # this clinic's figure has the neck where the default has the lower back
+        regions = {r["code"]: r for r in manifest["body_map"]["regions"]}
+        regions["neck"]["box"], regions["lower-back"]["box"] = regions["lower-back"]["box"], regions["neck"]["box"]
+
+    edit_json(pack_copy / "pack.json", swap)
+    runtime = Runtime.create(cfg, pack=load_pack(pack_copy))
+    h = Harness(runtime).start()
+    try:
+        app = h.app
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        app.edit_answer("pain-areas")
+        h.frames(2)
+        widget = h.screen.answer_widget
+        x, y, w, hh = widget.figure.rect(next(r["box"] for r in runtime.pack.body_map["regions"]
+                                              if r["code"] == "neck"))
+        touch = finger(*widget.figure.to_window(x + w / 2, y + hh / 2))
+        touch.touch_down()
+        h.frames(1)
+        touch.touch_up()
+        h.frames(2)
+        assert widget.value == ["neck"]
+        assert h.button(code="neck", root=widget).selected and not h.button(code="lower-back", root=widget).selected
+        h.screenshot(tmp_path / "shots", "body-map-from-pack")
+    finally:
+        h.stop()
+        runtime.close()
+
+
+def test_a_scale_is_worded_as_pain_only_when_the_pack_says_it_measures_pain(cfg, pack_copy):
+    from kiosk.questionnaire import load_pack
+    from screens.replay import Harness
+
+    from .conftest import edit_json
+
+    def only_peg(manifest):  # "pain now" is no pain scale in this clinic's pack
+        manifest["roles"]["pain_scale"] = ["peg-pain"]
+
+    edit_json(pack_copy / "pack.json", only_peg)
+    runtime = Runtime.create(cfg, pack=load_pack(pack_copy))
+    h = Harness(runtime).start()
+    try:
+        app = h.app
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        ends = {}
+        for link_id in ("pain-now", "peg-pain"):
+            app.edit_answer(link_id)
+            h.frames(2)
+            scale = h.screen.answer_widget
+            ends[link_id] = (scale.ids.low.text, scale.ids.high.text)
+        assert ends == {"pain-now": ("Not at all", "Completely"), "peg-pain": ("No pain", "Worst pain")}
+    finally:
+        h.stop()
+        runtime.close()
+
+
 def test_idle_timeout_asks_then_wipes_everything(tmp_path, cfg, runtime):
     from screens.replay import Harness
 

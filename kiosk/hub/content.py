@@ -13,7 +13,6 @@ their next heartbeat.
 from __future__ import annotations
 
 import base64
-import functools
 import hashlib
 import io
 import secrets
@@ -26,7 +25,7 @@ from pathlib import Path, PurePosixPath
 from nacl.signing import SigningKey
 
 from ..content import (MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, ContentError, make_bundle, name_problem,
-                       read_bundle, selftest, write_tree)
+                       selftest, write_tree)
 from ..protocol import CONTENT_PATH
 from .db import Backend, utcnow
 
@@ -205,22 +204,3 @@ def store_upload(repo: ContentRepository, signing_key: bytes, filename: str, dat
     content_version, entry, files = check_upload(filename, data)
     bundle = make_bundle(content_version, entry, files)
     return repo.add(content_version, bundle, sign(signing_key, bundle), user)
-
-
-@functools.lru_cache(maxsize=16)
-def pack_of_bundle(sha256: str, bundle: bytes):
-    """The pack a stored bundle holds (for the wording of the visits asked
-    with it), or None when it does not load here."""
-    try:
-        b = read_bundle(bundle)
-    except ContentError:
-        return None
-    from ..questionnaire import PackError, load_pack
-
-    with tempfile.TemporaryDirectory(prefix="clinic-hub-pack-") as tmp:
-        root = Path(tmp)
-        write_tree(b.files, root)
-        try:
-            return load_pack(root if b.entry == "." else root / b.entry)
-        except PackError:
-            return None

@@ -65,10 +65,15 @@ class Shape(_Strict):
 class Region(_Strict):
     code: str
     box: Box
+    label: dict[str, str] = {}  # lang -> text; the option's display when missing
 
 
 class BodyMapSpec(_Strict):
+    """The figure in a box 100 units wide and 100 high, y downwards, drawn
+    ``aspect`` (width / height) as wide as it is high."""
+
     view: Literal["back", "front"] = "back"
+    aspect: float = Field(default=0.55, gt=0.1, le=2)
     outline: list[Shape] = []
     regions: list[Region] = Field(min_length=1)
 
@@ -133,7 +138,8 @@ def score_labels(rules_data) -> dict:
     out = {}
     for raw in (rules_data or {}).get("scores", []) if isinstance(rules_data, dict) else []:
         if isinstance(raw, dict) and isinstance(raw.get("id"), str):
-            out[raw["id"]] = {"label": raw.get("label") or {}, "fields": raw.get("fields") or []}
+            out[raw["id"]] = {"label": raw.get("label") or {}, "fields": raw.get("fields") or [],
+                              **{k: raw[k] for k in ("mcid", "better") if k in raw}}
     return out
 
 

@@ -18,8 +18,9 @@ other work they fall with the load, so ``export_csv_per_cpu_s`` and
 process, which the neighbours' load barely moves.
 
 The intakes are realistic payloads (tests/hub/intakes.py: the default
-pack's answers, a nested QuestionnaireResponse, summary and notices), about
-7 kB each, bulk-inserted into the records table.
+pack's answers, a nested QuestionnaireResponse, summary and notices, and
+the display block the kiosk words for the hub), about 15 kB each,
+bulk-inserted into the records table.
 """
 
 from __future__ import annotations

@@ -11,9 +11,11 @@ table in one transaction per few thousand rows, the fast way to make
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import hashlib
 import json
 import uuid
+from pathlib import Path
 from typing import Iterable
 
 QUESTIONNAIRE = "https://clinic-kiosk.org/fhir/Questionnaire/default|1.0.0"
@@ -82,8 +84,70 @@ def questionnaire_response(visit: dict) -> dict:
     }
 
 
+@functools.cache
+def _figure() -> dict:
+    """The default pack's body-map figure, as pack.json holds it."""
+    return json.loads((Path(__file__).resolve().parents[2] / "kiosk" / "packs" / "default" / "pack.json")
+                      .read_text(encoding="utf-8"))["body_map"]
+
+
+def display(visit: dict) -> dict:
+    """The display block the kiosk writes for ``visit`` (kiosk/display.py),
+    by hand: English for staff, the visit's own language first."""
+    a = visit["answers"]
+    langs = [visit["language"]] + (["en"] if visit["language"] != "en" else [])
+    figure = _figure()
+    scores = visit["result"]["scores"]
+    both = lambda en, other=None: {lang: (other if lang != "en" and other else en) for lang in langs}  # noqa: E731
+    sb = scores["startback"]
+    qr_items = []
+
+    def walk(items, level):
+        for item in items:
+            answer = item.get("answer")
+            if answer:
+                text = ", ".join((str(v.get("display") or v.get("code") or "") or f"{v.get('value')} {v.get('unit', '')}".strip())
+                                 if isinstance(v, dict)
+                                 else str(v) for x in answer for k, v in x.items() if k.startswith("value"))
+                qr_items.append({"linkId": item["linkId"], "level": level, "text": both(item["text"]),
+                                 "answer": both(text)})
+                for x in answer:
+                    walk(x.get("item", []), level + 1)
+            else:
+                qr_items.append({"linkId": item["linkId"], "level": level, "text": both(item["text"]),
+                                 "answer": None})
+                walk(item.get("item", []), level + 1)
+
+    walk(questionnaire_response(visit)["item"], 0)
+    covered = {item["linkId"] for item in qr_items}
+    qr_items += [{"linkId": k, "level": 0, "text": both(k), "answer": both(str(v))}
+                 for k, v in a.items() if k not in covered]
+    return {
+        "languages": langs,
+        "patient": {"name": f"{a['given-name']} {a['family-name']}", "birth_date": a["dob"], "age": 65},
+        "body_map": {"view": figure["view"], "aspect": figure["aspect"], "outline": figure["outline"],
+                     "regions": [{"code": r["code"], "box": r["box"],
+                                  "label": {lang: r["label"].get(lang, r["label"]["en"]) for lang in langs}}
+                                 for r in figure["regions"]],
+                     "marked": list(a["pain-areas"])},
+        "scores": [
+            {"id": "pain-now", "label": both("Pain now (0-10)", "Dolor ahora (0-10)"), "value": scores["pain-now"],
+             "fields": []},
+            {"id": "peg", "label": both("PEG (0-10)"), "value": scores["peg"], "fields": [], "notice": NOTICE},
+            {"id": "startback", "label": both("STarT Back total (0-9)"), "value": sb["total"],
+             "fields": [{"id": "psychosocial", "label": both("psychosocial (0-5)", "psicosocial (0-5)"),
+                         "value": sb["psychosocial"]},
+                        {"id": "risk", "label": both("risk group", "grupo de riesgo"), "value": sb["risk"]}],
+             "notice": NOTICE},
+        ],
+        "questionnaires": [{"id": "default", "url": QUESTIONNAIRE, "title": both("Back pain intake"),
+                            "items": qr_items}],
+    }
+
+
 def intake(i: int, kiosk_id: str = "kiosk-1", given: str = "Zoë", family: str = "Łukasiewicz",
-           language: str = "en", day: dt.date = dt.date(2026, 11, 21), with_response: bool = True) -> dict:
+           language: str = "en", day: dt.date = dt.date(2026, 11, 21), with_response: bool = True,
+           with_display: bool = True) -> dict:
     """A stored visit payload with a deterministic intake id."""
     intake_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"export-visit-{i}"))
     at = dt.datetime.combine(day, dt.time(8), dt.timezone.utc) + dt.timedelta(seconds=7 * i % 36000)
@@ -129,6 +193,8 @@ def intake(i: int, kiosk_id: str = "kiosk-1", given: str = "Zoë", family: str =
     }
     if with_response:
         visit["questionnaire_response"] = questionnaire_response(visit)
+    if with_display:
+        visit["display"] = display(visit)
     return visit
 
 

@@ -12,6 +12,7 @@ import io
 import json
 import re
 import subprocess
+import uuid
 
 import pytest
 from fhir.resources.R4B.bundle import Bundle
@@ -101,6 +102,26 @@ def test_csv_has_the_contract_columns_then_one_per_linkid(repo):
     assert first["pain-areas"] == "lower-back;left-leg" and first["rf-cancer"] == "true"
     assert json.loads(first["height"]) == {"value": 170, "unit": "cm"}
     assert report.exported == 3 and not report.lines()
+
+
+def test_csv_has_a_column_per_score_of_the_packs_after_the_linkids(repo):
+    clinic = intake(1)  # a visit of a pack with a score of its own, as the kiosk sent it
+    clinic["display"]["scores"].append({"id": "neck-impact", "label": {"en": "Neck impact"}, "value": 3,
+                                        "fields": [{"id": "band", "label": {"en": "impact"}, "value": "high"}]})
+    older = intake(2, with_display=False)  # from a kiosk before the display block: its result's scores
+    older["result"]["scores"]["odi"] = 42.5
+    odd = intake(3)
+    odd["answers"]["\x1eodi"] = "a linkId that starts like a score's key"
+    store(repo, [clinic, older, odd, intake(4)])
+    header, rows = csv_rows(run("csv", repo)[0])
+    assert header[: len(export.CSV_COLUMNS)] == export.CSV_COLUMNS
+    assert header[-3:] == ["score:neck-impact", "score:neck-impact:band", "score:odi"]
+    assert "\ufffdodi" in header and header.index("\ufffdodi") < header.index("score:neck-impact")
+    by_id = {r["intake_id"]: r for r in rows}
+    first, second, fourth = (by_id[intake(i)["intake_id"]] for i in (1, 2, 4))
+    assert (first["score:neck-impact"], first["score:neck-impact:band"], first["score:odi"]) == ("3", "high", "")
+    assert (second["score:odi"], second["score:neck-impact"], second["peg"]) == ("42.5", "", "5.3")
+    assert fourth["score:neck-impact"] == fourth["score:odi"] == "" and fourth["startback_risk"] == "medium"
 
 
 def test_no_csv_cell_or_header_starts_like_a_formula(repo):
@@ -304,6 +325,24 @@ def test_fhir_export_is_a_valid_r4_bundle_of_questionnaire_responses(repo):
     assert "note" not in values  # blank text is no answer in FHIR
 
 
+def test_fhir_export_has_a_response_per_questionnaire_a_composed_visit_asked(repo):
+    composed = intake(1)
+    later = {"resourceType": "QuestionnaireResponse", "id": str(uuid.uuid5(uuid.NAMESPACE_URL, "part")),
+             "questionnaire": "https://riverside.example/fhir/Questionnaire/neck|3", "status": "completed",
+             "authored": composed["submitted_at"],
+             "item": [{"linkId": "nk-arm-numb", "text": "Is one of your arms numb?", "answer": [{"valueBoolean": True}]}]}
+    broken = {"resourceType": "Patient", "id": str(uuid.uuid4())}
+    composed["questionnaire_responses"] = [composed["questionnaire_response"], later, broken]
+    store(repo, [composed, intake(2)])
+    data, report = run("fhir", repo)
+    bundle = validated_bundle(data)
+    assert [e["fullUrl"] for e in bundle["entry"]] == [
+        f"urn:uuid:{composed['intake_id']}", f"urn:uuid:{later['id']}", f"urn:uuid:{intake(2)['intake_id']}"]
+    assert bundle["entry"][1]["resource"] == later
+    assert report.exported == 2
+    assert any("later questionnaire was unusable" in line for line in report.lines())
+
+
 def test_fhir_export_of_nothing_is_still_a_valid_bundle(repo):
     bundle = validated_bundle(run("fhir", repo)[0])
     assert "entry" not in bundle
@@ -390,40 +429,49 @@ def test_pdf_has_a_page_per_intake_with_summary_scores_and_every_answer(repo, tm
     emergency["status"] = "emergency"
     emergency["result"]["tier"] = "emergency"
     emergency["answers"]["pain-areas"] = ["neck", "buttocks", "right-leg"]
-    store(repo, [intake(1), emergency])
+    emergency["display"]["body_map"]["marked"] = ["neck", "buttocks", "right-leg"]
+    older = intake(3, given="Olga", family="Older", with_response=False, with_display=False)
+    store(repo, [intake(1), emergency, older])
     data, report = run("pdf", repo)
     pdf = tmp_path / "intakes.pdf"
     pdf.write_bytes(data)
     info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
-    assert re.search(r"^Pages:\s+2$", info, re.M)
+    assert re.search(r"^Pages:\s+3$", info, re.M)
     pages = subprocess.run(["pdftotext", "-layout", str(pdf), "-"], capture_output=True, text=True,
                            check=True).stdout.split("\f")
-    first, second = pages[0], pages[1]
-    assert "Zoë Łukasiewicz" in first and "Tier: URGENT" in first
+    first, second, third = pages[0], pages[1], pages[2]
+    assert "Zoë Łukasiewicz" in first and "Tier: URGENT" in first and "1961-04-02 (65 years)" in first
     assert "History of cancer: rule out spinal metastasis before treatment." in first
     assert "Takes blood thinners" in first
-    assert "PEG: 5.3 / 10" in first and "risk group medium" in first
+    # The scores under the labels the kiosk sent with the visit.
+    assert "PEG (0-10): 5.3" in first and "risk group medium" in first
     assert "STarT Back items are paraphrased" in first
-    assert "Painful areas: lower-back, left-leg" in first
-    # Every answer, by question text where the kiosk sent a response.
+    assert "Painful areas: Lower back, Left leg" in first
+    # Every answer, by the question texts the kiosk sent.
     assert "PEG score (calculated)" in first and "How long have you had it?" in first
     assert "More than 12 weeks" in first
     # A question too long for its column is named by its linkId.
     assert "rf-saddle: Since this pain began" in first
     assert "José Ñúñez" in second and "Tier: EMERGENCY" in second and "stopped early" in second
-    for link_id in emergency["answers"]:
-        assert link_id in second, link_id
+    assert "Painful areas: Neck, Buttocks, Right leg" in second  # in the staff language
+    # A visit from an older kiosk (no display block): every answer by linkId.
+    assert "(no name given)" in third and "No body map" in third
+    for link_id in older["answers"]:
+        assert link_id in third, link_id
     # The body map marks the painful areas in red: the marked area's
     # centre is red on the page, an unmarked one is not.
     subprocess.run(["pdftoppm", "-png", "-r", "50", str(pdf), str(tmp_path / "page")], check=True)
     from PIL import Image
 
+    figure = emergency["display"]["body_map"]
+
     def colour_at(page: int, area: str) -> tuple[int, int, int]:
         img = Image.open(tmp_path / f"page-{page}.png").convert("RGB")
-        xs, ys = zip(*pdf_export.BODY_AREAS[area])
+        x, y, w, h = next(r["box"] for r in figure["regions"] if r["code"] == area)
+        scale = pdf_export.MAP_HEIGHT / 100
         # The figure sits under the fixed-height page header (29 mm) and its title.
-        mm_x = 143 + sum(xs) / len(xs) * 0.8
-        mm_y = 31 + 6 + sum(ys) / len(ys) * 0.8
+        mm_x = pdf_export.MAP_X + (x + w / 2) * figure["aspect"] * scale
+        mm_y = 31 + 6 + (y + h / 2) * scale
         return img.getpixel((round(mm_x / 25.4 * 50), round(mm_y / 25.4 * 50)))
 
     assert colour_at(1, "lower-back") == pdf_export.MARKED

@@ -28,6 +28,9 @@ from kiosk.hub.db import HubRepository, open_backend
 from kiosk.hub.deps import StaffSettings
 from kiosk.protocol import CODE_ID_CHARS
 
+from kiosk.questionnaire import load_pack
+from kiosk.visit import Visit
+
 from .conftest import PATIENT_NAME
 
 PASSWORD = "correct horse 1"
@@ -39,18 +42,21 @@ def now_iso() -> str:
 
 
 def visit_payload(intake_id: str, tier: str = "emergency", name: str = PATIENT_NAME) -> dict:
-    codes = ["rf-saddle"] if tier == "emergency" else []
-    return {
-        "intake_id": intake_id, "kiosk_id": "front-desk", "submitted_at": now_iso(), "status": "complete",
-        "language": "en", "visit_date": dt.date.today().isoformat(), "content_version": "default@1",
-        "answers": {"given-name": name, "dob": "1961-04-02", "rf-saddle": tier == "emergency", "pain-now": 7,
-                    "pain-areas": ["lower-back", "left-leg"]},
-        "result": {"tier": tier, "codes": codes,
-                   "scores": {"pain-now": 7, "peg": 6.3, "startback": {"total": 5, "psychosocial": 4, "risk": "high"}}},
-        "summary": [{"code": c, "tier": tier, "reason": "New numbness around the saddle area", "rule": "ces"}
-                    for c in codes],
-        "notices": ["PEG (Krebs et al. 2009): wording is the project's paraphrase"],
-    }
+    """The payload the kiosk builds (kiosk.visit) for a visit of ``tier``."""
+    v = Visit(load_pack(), "en", kiosk_id="front-desk")
+    v.intake_id = intake_id
+    flag = {"emergency": {"rf-saddle": True}, "urgent": {"rf-cancer": True}}.get(tier, {})
+    answers = {"given-name": name, "dob": "1961-04-02", "pain-now": 7, "pain-areas": ["lower-back", "left-leg"],
+               "peg-pain": 7, "peg-enjoyment": 6, "peg-activity": 6, "rf-saddle": False, **flag}
+    if tier != "emergency":
+        for n, value in enumerate(["agree", "agree", "disagree", "agree", "agree", "agree", "agree", "agree",
+                                   "very-much"], 1):
+            answers[f"sbst-{n}"] = value
+    for link_id, value in answers.items():
+        v.answer(link_id, value)
+    payload = v.payload("emergency" if tier == "emergency" else "complete")
+    assert payload["result"]["tier"] == tier
+    return payload
 
 
 def enroll_in_repo(repo: HubRepository, name: str, code: str | None = None) -> tuple[str, str]:
@@ -346,8 +352,11 @@ def test_intake_page_summary_body_map_answers_review_and_print(web):
     assert intake in page and PATIENT_NAME in page
     summary = page.index("Clinician summary")
     assert summary < page.index("Where it hurts") < page.index("Every answer")
-    assert "rf-saddle" in page and "New numbness around the saddle area" in page
-    assert "high risk" in page and "6.3" in page and "paraphrase" in page
+    assert "rf-saddle" in page and "possible cauda equina syndrome: saddle sensory change" in page
+    # The scores under the pack's labels; STarT Back comes after the stop.
+    assert re.search(r"<dt>PEG \(0-10\) †</dt>\s*<dd><b>6.3</b></dd>", page)
+    assert re.search(r"<dt>STarT Back total \(0-9\) †</dt>\s*<dd>could not be computed</dd>", page)
+    assert "paraphrase" in page
     marked = re.findall(r'class="region marked"[^>]*><title>([^<]+)</title>', page)
     assert marked == ["Lower back (marked)", "Left leg (marked)"]
     assert [(e["user"], e["target"]) for e in web.audit("intake.view")] == [("ana", intake)]
@@ -359,6 +368,20 @@ def test_intake_page_summary_body_map_answers_review_and_print(web):
     printed = client.get(f"/intakes/{intake}/print").text
     assert "Reviewed by ana" in printed and 'action="/logout"' not in printed
     assert len(web.audit("intake.view")) == 3 and len(web.audit("intake.review")) == 1
+
+
+def test_a_visit_from_an_older_kiosk_is_shown_by_linkid_and_value(web):
+    old = str(uuid.uuid4())
+    payload = visit_payload(old, "urgent")
+    del payload["display"]  # as kiosks sent visits before the display block
+    web.submit("visit", payload, old)
+    client, _ = web.staff()
+    page = client.get(f"/intakes/{old}").text
+    assert "(no name given)" in page and "sent by an older kiosk" in page
+    assert re.search(r"<th scope=\"row\"><span lang=\"en\">pain-areas</span> <small>pain-areas</small></th>\s*"
+                     r"<td><span lang=\"en\">lower-back, left-leg</span>", page)
+    assert re.search(r"<dt>startback †</dt>\s*<dd><b>8</b> · psychosocial <b>5</b> · risk <b>high</b></dd>", page)
+    assert "(no name given)" in client.get("/").text
 
 
 def test_pages_are_not_cached_and_cannot_be_framed(web):

@@ -67,6 +67,8 @@ class StoredVisit(msgspec.Struct):
     summary: Any = None
     notices: Any = None
     questionnaire_response: Any = None
+    questionnaire_responses: Any = None
+    display: Any = None
 
 
 def as_dict(value: Any) -> dict:

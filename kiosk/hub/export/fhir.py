@@ -1,10 +1,14 @@
 """The FHIR export: one R4 ``Bundle`` of type ``collection`` holding a
-``QuestionnaireResponse`` per intake, written entry by entry.
+``QuestionnaireResponse`` per intake, written entry by entry (and, for an
+intake asked with a composed pack, one per questionnaire it asked).
 
 The kiosk builds each visit's QuestionnaireResponse itself (it holds the
 questionnaire; the hub does not) and seals it into the payload as
 ``questionnaire_response``; the hub passes it on, adding the intake id as
-the resource id. Visits stored by older kiosks have none: for them
+the resource id. A visit of a composed pack also carries
+``questionnaire_responses``, one per questionnaire asked, the first being
+``questionnaire_response``: each goes out as an entry of its own, the later
+ones under the ids the kiosk gave them. Visits stored by older kiosks have none: for them
 :func:`from_answers` builds a minimal valid response from the flat
 ``answers``, one top-level item per linkId, with the value type taken from
 the JSON type (no ``questionnaire`` canonical, no nesting, no display texts:
@@ -115,6 +119,7 @@ class _Visit(msgspec.Struct):
     answers: msgspec.Raw = msgspec.Raw(b"null")
     computed: msgspec.Raw = msgspec.Raw(b"null")
     questionnaire_response: msgspec.Raw = msgspec.Raw(b"null")
+    questionnaire_responses: msgspec.Raw = msgspec.Raw(b"null")
 
 
 class _ResponseHead(msgspec.Struct):
@@ -124,6 +129,7 @@ class _ResponseHead(msgspec.Struct):
 
 
 _decode_head = msgspec.json.Decoder(_ResponseHead).decode
+_decode_raws = msgspec.json.Decoder(list[msgspec.Raw]).decode
 _decode_any = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -161,6 +167,33 @@ def response_for(visit: _Visit, report: Report) -> bytes:
     return _encode(response)
 
 
+def later_responses(visit: _Visit, report: Report) -> list[tuple[str, bytes]]:
+    """(fullUrl, JSON) of the responses after the first of a visit that
+    asked several questionnaires; one that is not a usable response, or
+    whose id is not a UUID, is left out (and counted)."""
+    raw = bytes(visit.questionnaire_responses)
+    if raw == b"null":
+        return []
+    try:
+        responses = _decode_raws(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+        report.note("the stored questionnaire_responses were unusable; only the first response went out")
+        return []
+    out = []
+    for response in responses[1:]:
+        try:
+            head = _decode_head(response)
+        except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
+            head = None
+        url = _full_url(head.id) if head is not None else None
+        if head is None or head.resourceType != "QuestionnaireResponse" or head.status not in RESPONSE_STATUSES \
+                or url is None or head.id == visit.intake_id:
+            report.note("a stored questionnaire response of a later questionnaire was unusable and left out")
+            continue
+        out.append((url, bytes(response)))
+    return out
+
+
 def _full_url(intake_id: Any) -> str | None:
     if not isinstance(intake_id, str):
         return None
@@ -184,6 +217,8 @@ def stream(repo, since: str | None, before: str | None, report: Report,
         buf += b'{"fullUrl":' + _encode(url) + b',"resource":' if url else b'{"resource":'
         buf += response_for(visit, report)
         buf += b"}"
+        for later_url, response in later_responses(visit, report):
+            buf += b',{"fullUrl":' + _encode(later_url) + b',"resource":' + response + b"}"
         separator = b","
         if len(buf) > 1 << 16:
             yield bytes(buf)

@@ -2,12 +2,15 @@
 clinic's record system, made with fpdf2.
 
 Each page has the patient's name and date of birth, the triage tier, the
-clinician summary (every code with its reason, the PEG and STarT Back
-scores with the risk group, and the paraphrase notices of the
-instruments), a body map with the painful areas marked, and then every
-answer: with the question texts of the kiosk's QuestionnaireResponse when
-the visit carries one, else by linkId. Answers that do not fit on the page
-continue on the next.
+clinician summary (every code with its reason, the pack's scores under the
+pack's labels, and the paraphrase notices of the instruments), the body map
+with the painful areas marked, and then every answer. All of it comes from
+what the kiosk wrote into the visit (its ``display`` block, see
+:mod:`kiosk.hub.view`), never from a content pack: a clinic's own
+questionnaire prints like the built-in one. A visit from an older kiosk,
+without that block, prints its answers with the question texts of its
+QuestionnaireResponse when it carries one, else by linkId. Answers that do
+not fit on the page continue on the next.
 
 Text is set in DejaVu Sans (Debian's ``fonts-dejavu-core``), found at run
 time, so accents and names like "Zoë Łukasiewicz" print as written.
@@ -25,6 +28,7 @@ import msgspec
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
+from ..view import Figure, VisitView, visit_view
 from .common import ExportError, Report, StoredVisit, all_answers, as_dict, as_list, counted, read_visits
 
 FONT_DIRS = (
@@ -41,21 +45,10 @@ TIER_COLOURS = {
     "caution": (205, 160, 0),
     "none": (60, 140, 70),
 }
-# Body-map areas of shared/clinical/screening.md, as polygons in a back
-# view 60 mm wide (x from the left edge, y from the top of the head). The
-# patient's left is on the reader's left, as when standing behind them.
-BODY_AREAS: dict[str, list[tuple[float, float]]] = {
-    "neck": [(26, 17), (34, 17), (35, 23), (25, 23)],
-    "upper-back": [(12, 23), (48, 23), (46, 46), (14, 46)],
-    "lower-back": [(14, 46), (46, 46), (45, 62), (15, 62)],
-    "buttocks": [(15, 62), (45, 62), (46, 77), (14, 77)],
-    "left-leg": [(14, 77), (29.5, 77), (28, 128), (18, 128)],
-    "right-leg": [(30.5, 77), (46, 77), (42, 128), (32, 128)],
-}
-ARMS = [
-    [(12, 23), (6, 26), (2, 70), (7, 71), (13, 36)],
-    [(48, 23), (54, 26), (58, 70), (53, 71), (47, 36)],
-]
+# The body map: the figure the kiosk sent with the visit (its display
+# block), drawn MAP_HEIGHT mm high at MAP_X mm from the page's left edge.
+MAP_X = 143
+MAP_HEIGHT = 100
 MARKED = (215, 50, 50)
 UNMARKED = (232, 232, 232)
 OUTLINE = (120, 120, 120)
@@ -132,11 +125,34 @@ def _answer_text(answer: dict) -> str:
 Row = tuple[int, str, "str | None", str]
 
 
+def view_rows(view: VisitView) -> list[Row]:
+    """(depth, label, answer, linkId) of every answer the kiosk worded: the
+    question in the staff language, the answer in it too, followed by the
+    patient's own wording when that differs; a heading per questionnaire
+    when the visit asked more than one."""
+    rows: list[Row] = []
+    many = len(view.questionnaires) > 1
+    for section in view.questionnaires:
+        if many:
+            rows.append((0, printable(section.staff_title or section.title), None, ""))
+        for r in section.rows:
+            label = printable(r.staff_text or r.text)
+            depth = r.level + many
+            if r.answer is None:
+                rows.append((depth, label, None, printable(r.link_id)))
+                continue
+            answer = printable(r.staff_answer or r.answer)
+            if r.staff_answer:
+                answer += f" ({printable(r.answer)})"
+            rows.append((depth, label, answer, printable(r.link_id)))
+    return rows
+
+
 def answer_rows(visit: StoredVisit) -> list[Row]:
-    """(depth, label, answer, linkId) of every answer, in questionnaire
-    order with the question texts when the visit carries a
-    QuestionnaireResponse, else by linkId; the answer is None for a group's
-    heading."""
+    """(depth, label, answer, linkId) of every answer of a visit from an
+    older kiosk (no ``display``), in questionnaire order with the question
+    texts when the visit carries a QuestionnaireResponse, else by linkId;
+    the answer is None for a group's heading."""
     rows: list[Row] = []
 
     def walk(items: Any, depth: int) -> None:
@@ -216,12 +232,14 @@ class IntakePages(FPDF):
 
     def add_intake(self, visit: StoredVisit, kiosk_id: str) -> None:
         self.add_page()
-        answers = as_dict(visit.answers)
         result = as_dict(visit.result)
-        name = " ".join(printable(answers.get(k)) for k in ("given-name", "family-name") if answers.get(k))
-        self.text_line(0, 8, name or "(no name given)", "B", 16)
-        details = [f"Date of birth: {printable(answers.get('dob')) or '-'}",
-                   f"Submitted: {when(visit.submitted_at)}",
+        view = visit_view({"display": visit.display, "answers": visit.answers, "computed": visit.computed,
+                           "result": visit.result, "language": visit.language})
+        self.text_line(0, 8, printable(view.name) or "(no name given)", "B", 16)
+        born = printable(view.birth_date) or "-"
+        if view.age:
+            born += f" ({view.age} years)"
+        details = [f"Date of birth: {born}", f"Submitted: {when(visit.submitted_at)}",
                    f"Language: {printable(visit.language)}", f"Kiosk: {printable(kiosk_id)}"]
         self.text_line(0, 5, "    ".join(details), size=8.5)
         self.text_line(0, 4, f"Intake {printable(visit.intake_id)}", size=7)
@@ -229,9 +247,13 @@ class IntakePages(FPDF):
 
         # Right: the body map, drawn first so it stays on the intake's first
         # page however long the summary on the left runs.
-        areas = as_list(answers.get("pain-areas"))
-        self.body_map(143, top, {a for a in areas if isinstance(a, str)})
-        self.wrapped(136, 62, 4, "Painful areas: " + (printable(areas) or "none marked"), size=8, max_lines=3)
+        if view.figure is not None:
+            self.body_map(MAP_X, top, view.figure)
+            marked = ", ".join(printable(label) for label in view.marked)
+            self.wrapped(136, 62, 4, "Painful areas: " + (marked or "none marked"), size=8, max_lines=3)
+        else:
+            self.set_xy(136, top)
+            self.wrapped(136, 62, 4, "No body map in this visit's record.", "I", 8, max_lines=2)
         first_page, map_bottom = self.page, self.get_y()
 
         # Left: tier and clinician summary.
@@ -262,46 +284,49 @@ class IntakePages(FPDF):
         self.ln(1.5)
         self.room_for(30)
         self.text_line(118, 6, "Scores", "B", 11)
-        scores = as_dict(result.get("scores"))
-        startback = as_dict(scores.get("startback"))
-
-        def score(value: Any) -> str:
-            return "not computed" if value is None or value == "" else printable(value)
-
-        self.text_line(118, 5, f"Pain now: {score(scores.get('pain-now'))} / 10", size=9)
-        self.text_line(118, 5, f"PEG: {score(scores.get('peg'))} / 10", size=9)
-        self.text_line(118, 5, f"STarT Back: total {score(startback.get('total'))} / 9, psychosocial "
-                               f"{score(startback.get('psychosocial'))} / 5, risk group "
-                               f"{score(startback.get('risk'))}", size=9)
+        if not view.scores:
+            self.text_line(118, 5, "No scores in this visit.", size=9)
+        for s in view.scores:
+            self.room_for(10, "Scores (continued)")
+            parts = ", ".join(f"{label} {value}" if label else value for label, value in s.parts)
+            self.wrapped(12, 118, 4.6, f"{s.label}: {parts or 'not computed'}", size=9, max_lines=2)
         for notice in as_list(visit.notices):
             self.wrapped(12, 118, 3.8, printable(notice), "I", 7.5, max_lines=2)
         below = max(self.get_y(), map_bottom) if self.page == first_page else self.get_y()
-        self.answers(answer_rows(visit), below + 4)
+        self.answers(answer_rows(visit) if view.generic else view_rows(view), below + 4)
 
-    def body_map(self, x: float, y: float, marked: set[str], scale: float = 0.8) -> None:
-        """The back-view figure at (x, y), ``marked`` areas filled red;
-        leaves the cursor under it."""
-        def at(points):
-            return [(x + px * scale, y + py * scale) for px, py in points]
+    def body_map(self, x: float, y: float, figure: Figure) -> None:
+        """The visit's figure at (x, y), :data:`MAP_HEIGHT` mm high, the
+        marked regions filled red; leaves the cursor under it."""
+        scale = MAP_HEIGHT / 100  # the figure's units (its width is already scaled by its aspect)
+
+        def box(shape_or_region) -> tuple[float, float, float, float]:
+            s = shape_or_region
+            get = s.get if isinstance(s, dict) else lambda k: getattr(s, k)
+            return x + get("x") * scale, y + get("y") * scale, get("w") * scale, get("h") * scale
 
         self.set_font("DejaVu", "B", 9)
         self.set_xy(x - 9, y)
-        self.cell(66, 5, "Where it hurts (back view)", align="C")
+        self.cell(figure.width * scale + 18, 5, self.fit(f"Where it hurts ({figure.view} view)", 70), align="C")
         y += 6
         self.set_draw_color(*OUTLINE)
         self.set_line_width(0.3)
         self.set_fill_color(*UNMARKED)
-        self.ellipse(x + 23 * scale, y, 14 * scale, 17 * scale, style="DF")
-        for arm in ARMS:
-            self.polygon(at(arm), style="DF")
-        for area, points in BODY_AREAS.items():
-            self.set_fill_color(*(MARKED if area in marked else UNMARKED))
-            self.polygon(at(points), style="DF")
-        self.set_font("DejaVu", "B", 8)
-        for label, centre in (("L", 23), ("R", 37)):
-            self.set_xy(x + centre * scale - 3, y + 129 * scale)
-            self.cell(6, 4, label, align="C")
-        self.set_xy(x - 9, y + 129 * scale + 6)
+        for shape in figure.shapes:
+            bx, by, bw, bh = box(shape)
+            if shape["shape"] == "ellipse":
+                self.ellipse(bx, by, bw, bh, style="DF")
+            elif shape["shape"] == "rect":
+                self.rect(bx, by, bw, bh, style="DF", round_corners=shape["r"] > 0,
+                          corner_radius=min(shape["r"] * scale, bw / 2, bh / 2))
+        for region in figure.regions:
+            self.set_fill_color(*(MARKED if region.marked else UNMARKED))
+            self.rect(*box(region), style="DF")
+        for shape in figure.shapes:
+            if shape["shape"] == "line":
+                bx, by, bw, bh = box(shape)
+                self.line(bx, by, bx + bw, by + bh)
+        self.set_xy(x - 9, y + MAP_HEIGHT + 2)
 
     def answers(self, rows: list[Row], top: float) -> None:
         """Every answer in two columns, continuing on new pages."""

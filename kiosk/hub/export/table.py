@@ -1,6 +1,9 @@
 """The CSV export: the contract's :data:`CSV_COLUMNS`, then one column per
 answered linkId, in alphabetical order so two exports of the same data line
-up.
+up, then one per score of the packs that is not a fixed column
+(``score:odi``, and ``score:ID:FIELD`` for each part of a score with
+several, such as a band), from what the kiosk sent with each visit
+(``display.scores``, or the result's scores of a visit from an older kiosk).
 
 Each visit's cells are made once, when the hub stores it
 (:func:`visit_cells`, called by :meth:`HubRepository.store_batch`), already
@@ -27,7 +30,7 @@ import hashlib
 import operator
 import re
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator, Optional
 
 import msgspec
 
@@ -107,6 +110,17 @@ def cell(value: Any) -> str:
     return "'" + text if text.startswith(FORMULA_START) else text
 
 
+#: Scores the fixed columns already hold (pain_now, peg, startback_*).
+FIXED_SCORES = frozenset({"pain-now", "peg", "startback"})
+#: Marks a score's key among the linkIds of a visit's shape: a linkId never
+#: starts with it (one that does gets U+FFFD instead, see :func:`_keyed`).
+SCORE = "\x1e"
+
+
+class _Scores(msgspec.Struct):
+    scores: Any = None
+
+
 class _Row(msgspec.Struct):
     """The fields of :class:`StoredVisit` a row needs: msgspec skips the
     ones not named here (the response, the summary) without building
@@ -118,16 +132,63 @@ class _Row(msgspec.Struct):
     answers: Any = None
     computed: Any = None
     result: Any = None
+    # Only its scores are read (the rest is skipped as it is parsed).
+    display: Optional[_Scores] = None
+
+
+class _LooseRow(_Row):
+    """A row whose ``display`` is not an object: read without it."""
+
+    display: Any = None
 
 
 def header(link_id: str) -> str:
-    """The column name of a linkId: the linkId itself, unless a questionnaire
-    uses one of the :data:`CSV_COLUMNS` names as a linkId.
+    """The column name of a linkId (or of a score's key): the linkId itself,
+    unless a questionnaire uses one of the :data:`CSV_COLUMNS` names as a
+    linkId.
 
-    >>> header("pain-now"), header("tier")
-    ('pain-now', 'tier (answer)')
+    >>> header("pain-now"), header("tier"), header(SCORE + "odi")
+    ('pain-now', 'tier (answer)', 'score:odi')
     """
+    if link_id.startswith(SCORE):
+        return "score:" + link_id[1:]
     return f"{link_id} (answer)" if link_id in _FIXED else link_id
+
+
+def score_values(visit: _Row) -> dict[str, Any]:
+    """The scores of a visit beyond the fixed columns, by column key
+    (:data:`SCORE` + ``id``, or + ``id:field``): from the kiosk's
+    ``display.scores``, else (an older kiosk) from the result's scores."""
+    out: dict[str, Any] = {}
+    entries = visit.display.scores if visit.display.__class__ is _Scores else None
+    if entries.__class__ is list:
+        for entry in entries:
+            if entry.__class__ is not dict or entry.get("id").__class__ is not str or entry["id"] in FIXED_SCORES:
+                continue
+            out[SCORE + entry["id"]] = entry.get("value")
+            fields = entry.get("fields")
+            for f in fields if fields.__class__ is list else ():
+                if f.__class__ is dict and f.get("id").__class__ is str:
+                    out[f"{SCORE}{entry['id']}:{f['id']}"] = f.get("value")
+        return out
+    scores = as_dict(as_dict(visit.result).get("scores"))
+    for sid, value in scores.items():
+        if sid in FIXED_SCORES:
+            continue
+        if value.__class__ is dict:
+            out[SCORE + sid] = value.get("total")
+            out.update((f"{SCORE}{sid}:{k}", v) for k, v in value.items() if k != "total")
+        else:
+            out[SCORE + sid] = value
+    return out
+
+
+def _keyed(answers: dict) -> dict:
+    """``answers`` with a linkId that starts like a score's key made
+    harmless (it is someone's odd questionnaire, not a score)."""
+    if not any(k.startswith(SCORE) for k in answers):
+        return answers
+    return {("\ufffd" + k[1:] if k.startswith(SCORE) else k): v for k, v in answers.items()}
 
 
 def fixed_cells(visit: _Row, kiosk_id: str) -> list[str]:
@@ -144,7 +205,7 @@ def fixed_cells(visit: _Row, kiosk_id: str) -> list[str]:
 
 # Bump when the cells a visit gets change (a new rule for a value, a new
 # fixed column): stored cells of another version are made again.
-CELLS_VERSION = 1
+CELLS_VERSION = 2
 # Separates the stored cells of a visit (see VisitCells): a control
 # character no stored cell holds, because quote() replaces it.
 SEP = "\x1f"
@@ -156,6 +217,7 @@ _UNSTORABLE = re.compile("[\x00\x1f]")
 _SPECIAL = re.compile('[",\r\n\x00\x1f]').search
 _ODD = re.compile('[",\r\n\x00]').search
 _decode_row = msgspec.json.Decoder(_Row).decode
+_decode_loose_row = msgspec.json.Decoder(_LooseRow).decode
 _encode = msgspec.json.Encoder().encode
 _decode_list = msgspec.json.Decoder(list[str]).decode
 NOTE_NOT_OBJECT = "answers were not an object and were left out"
@@ -222,7 +284,10 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
     raises on what is stored: an unreadable payload gives a ``problem``.
     """
     try:
-        visit = _decode_row(payload)
+        try:
+            visit = _decode_row(payload)
+        except msgspec.ValidationError:
+            visit = _decode_loose_row(payload)  # a display of the wrong shape: no scores from it
     except msgspec.ValidationError:
         return VisitCells(problem="payload is not a JSON object")
     except (msgspec.DecodeError, TypeError):
@@ -232,10 +297,14 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
     notes = []
     if visit.answers.__class__ is not dict and visit.answers is not None:
         notes.append(NOTE_NOT_OBJECT)
-    answers = all_answers(visit)
+    answers = _keyed(all_answers(visit))
+    scores = score_values(visit)
     keys = sorted(answers)
+    score_keys = sorted(scores)
     row = fixed_cells(visit, kiosk_id)
     row += cells(map(answers.__getitem__, keys))
+    row += cells(map(scores.__getitem__, score_keys))
+    keys += score_keys
     if max(map(len, row)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in row):
         notes.append(NOTE_CUT)
     shape, link_ids = shape_of(tuple(keys))
@@ -276,7 +345,9 @@ def stream(repo, since: str | None, before: str | None, report,
         repo.fill_visit_cells(since, before, CELLS_VERSION, visit_cells)
         shapes, _ = repo.visit_cell_shapes(since, before, CELLS_VERSION)
     keys_of = {shape: _decode_list(link_ids) for shape, link_ids in shapes.items()}
-    columns = sorted({k for keys in keys_of.values() for k in keys})
+    every = {k for keys in keys_of.values() for k in keys}
+    # The linkIds, then the scores (a visit's own keys are in this order too).
+    columns = sorted(k for k in every if not k.startswith(SCORE)) + sorted(k for k in every if k.startswith(SCORE))
     makers = {shape: row_maker(columns, keys) for shape, keys in keys_of.items()}
     del keys_of
     out = [",".join([*CSV_COLUMNS, *(quote(cell(header(k))) for k in columns)]), "\r\n"]

@@ -16,7 +16,6 @@ what a patient entered.
 
 import asyncio
 import datetime as dt
-import functools
 import logging
 import secrets
 import uuid
@@ -51,6 +50,7 @@ from ..auth import (
 )
 from ..db import HubRepository, StoredRecord
 from ..deps import Repo, State
+from ..view import patient_name, visit_view
 
 log = logging.getLogger(__name__)
 
@@ -63,18 +63,6 @@ router = APIRouter(tags=["staff"], include_in_schema=False)
 POLL_S = 0.25
 REFRESH_S = 30.0
 NOT_FOUND = "There is no intake with this id on the hub (it may have been deleted under the retention period)."
-
-#: The kiosk's body map (back view) as (label, x, y, w, h) in a 100 x 100
-#: box, y downwards: the regions the patient can tap, laid out as the kiosk
-#: draws them, so staff see the marks where the patient put them.
-BODY_REGIONS = {
-    "neck": ("Neck", 41, 15, 18, 6),
-    "upper-back": ("Upper back", 29, 21, 42, 19),
-    "lower-back": ("Lower back", 31, 40, 38, 13),
-    "buttocks": ("Buttocks", 29, 53, 42, 11),
-    "left-leg": ("Left leg", 29, 64, 20, 34),
-    "right-leg": ("Right leg", 51, 64, 20, 34),
-}
 
 TIER_LABEL = {"emergency": "⚠ EMERGENCY", "urgent": "! Urgent", "caution": "Caution", "none": "Routine"}
 ALERT_LABEL = {"emergency": "⚠ EMERGENCY", "staff-call": "☎ Staff call"}
@@ -169,12 +157,6 @@ class Banner:
     at: str
     intake_id: str | None
     name: str
-
-
-def patient_name(visit: dict) -> str:
-    answers = visit.get("answers") or {}
-    parts = [answers.get("given-name"), answers.get("family-name")]
-    return " ".join(str(p) for p in parts if isinstance(p, str) and p.strip())[:80]
 
 
 def today_start(now: dt.datetime) -> str:
@@ -360,67 +342,6 @@ def _intake_records(repo: HubRepository, intake_id: str) -> list[StoredRecord]:
     return records
 
 
-@functools.cache
-def _pack():
-    """The default content pack, for question wording; None if it cannot load."""
-    from ...questionnaire import PackError, load_pack
-
-    try:
-        return load_pack(None)
-    except PackError:
-        return None
-
-
-def pack_for_visit(repo: HubRepository, visit: dict):
-    """The pack a visit was asked with: the published content version it
-    names when the hub holds it, else the built-in pack."""
-    from ..content import ContentRepository, pack_of_bundle
-
-    version = str(visit.get("content_version") or "")
-    stored = ContentRepository(repo.backend).by_content_version(version) if version else None
-    if stored is not None:
-        bundle = ContentRepository(repo.backend).bundle(stored.id)
-        pack = pack_of_bundle(stored.sha256, bundle) if bundle else None
-        if pack is not None:
-            return pack
-    return _pack()
-
-
-def answer_rows(visit: dict, pack=None) -> list[tuple[str, str, str]]:
-    """(linkId, question, answer) of every answer, in the pack's order when
-    the pack knows the item (``pack``: the one the visit was asked with)."""
-    pack = pack or _pack()
-    lang = "en"
-    answers = visit.get("answers") or {}
-    order = {i.link_id: n for n, i in enumerate(pack.items)} if pack else {}
-    out = []
-    for link_id in sorted(answers, key=lambda k: (order.get(k, len(order)), k)):
-        item = pack.item(link_id) if pack and pack.has(link_id) else None
-        value = answers[link_id]
-        out.append((link_id, item.label(lang) if item else link_id, _answer_text(item, value, lang)))
-    return out
-
-
-def _answer_text(item, value, lang: str) -> str:
-    if isinstance(value, bool):
-        return "Yes" if value else "No"
-    if isinstance(value, list):
-        return ", ".join(_answer_text(item, v, lang) for v in value)
-    if isinstance(value, dict) and "value" in value:
-        return f"{value['value']} {value.get('unit', '')}".strip()
-    if item is not None:
-        option = item.option(value)
-        if option is not None:
-            return option.display.get(lang) or next(iter(option.display.values()), str(value))
-    return str(value)
-
-
-def body_regions(marked) -> list[dict]:
-    marked = set(marked) if isinstance(marked, list) else set()
-    return [{"code": code, "label": label, "x": x, "y": y, "w": w, "h": h, "marked": code in marked}
-            for code, (label, x, y, w, h) in BODY_REGIONS.items()]
-
-
 def intake_context(repo: HubRepository, intake_id: str) -> dict:
     records = _intake_records(repo, intake_id)
     visits = [r for r in records if r.kind == "visit"]
@@ -429,18 +350,17 @@ def intake_context(repo: HubRepository, intake_id: str) -> dict:
     alerts = [(r, acks.get(r.id)) for r in records if r.kind != "visit" and r.payload.get("kind") in ALERT_LABEL]
     payload = visit.payload if visit else {}
     result = payload.get("result") or {}
+    view = visit_view(payload)
     return {
         "intake_id": intake_id,
         "visit": visit,
         "v": payload,
-        "patient": patient_name(payload),
+        "view": view,
+        "patient": view.name,
         "result": result,
-        "scores": result.get("scores") or {},
         "summary": payload.get("summary") or [],
         "notices": payload.get("notices") or [],
-        "answers": answer_rows(payload, pack_for_visit(repo, payload)),
         "not_answered": payload.get("not_answered") or [],
-        "regions": body_regions((payload.get("answers") or {}).get("pain-areas")),
         "alerts": alerts,
         "kiosk_id": visit.kiosk_id if visit else records[0].kiosk_id,
         "review": repo.reviews().get(intake_id),
