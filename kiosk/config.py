@@ -148,12 +148,26 @@ class DisplaySection:
 
 
 @dataclass(frozen=True)
+class AudioSection:
+    read_aloud: bool = _doc(
+        "Start every visit with read-aloud switched on (the patient can still switch it off).", False
+    )
+    device: str = _doc(
+        "ALSA device the speech plays on, as `aplay -L` names it: e.g. \"plughw:CARD=Headphones\" "
+        "(the Pi's headphone jack), \"plughw:CARD=vc4hdmi0\" (HDMI), \"plughw:CARD=Device\" (a USB "
+        "speaker); empty means the system default.", ""
+    )
+    volume: int = _doc("Loudness of the speech, 0 to 100 (100 is as loud as it goes undistorted).", 80)
+
+
+@dataclass(frozen=True)
 class Config:
     clinic: ClinicSection = field(default_factory=ClinicSection)
     kiosk: KioskSection = field(default_factory=KioskSection)
     gpio: GpioSection = field(default_factory=GpioSection)
     hub: HubSection = field(default_factory=HubSection)
     display: DisplaySection = field(default_factory=DisplaySection)
+    audio: AudioSection = field(default_factory=AudioSection)
     source: str = "<defaults>"
 
     @property
@@ -228,6 +242,8 @@ def _range_problems(cfg: Config) -> list[tuple[str, str]]:
         out.append(("display.width", f"{d.width}x{d.height}: give both width and height in pixels, or 0 for both"))
     if cfg.hub.url and not cfg.hub.url.startswith(("http://", "https://")):
         out.append(("hub.url", f"'{cfg.hub.url}' must start with https:// (or http:// for tests)"))
+    if not 0 <= cfg.audio.volume <= 100:
+        out.append(("audio.volume", f"{cfg.audio.volume} is not a volume (0 to 100)"))
     if cfg.hub.max_attempts < 1:
         out.append(("hub.max_attempts", "must be at least 1"))
     return out
