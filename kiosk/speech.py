@@ -160,10 +160,13 @@ class FileSink:
     card for tests and the bench. Only for those: the files hold what was
     said, which may be a patient's answers."""
 
-    def __init__(self, folder: str | os.PathLike, transcript: bool = True):
+    def __init__(self, folder: str | os.PathLike, transcript: bool = True, realtime: bool = False):
+        """``realtime`` takes as long over each utterance as a sound card
+        would, so a stop can land in the middle of one."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.transcript = transcript
+        self.realtime = realtime
         self.device = f"file:{self.folder}"
         self._n = 0
         self._lock = threading.Lock()
@@ -175,7 +178,7 @@ class FileSink:
         with self._lock:
             self._n += 1
             n = self._n
-        return _FilePlayback(self.folder / f"{n:04d}-{language}")
+        return _FilePlayback(self.folder / f"{n:04d}-{language}", self.realtime)
 
     def utterances(self) -> list[Path]:
         """The WAV files written so far, in the order spoken."""
@@ -183,13 +186,25 @@ class FileSink:
 
 
 class _FilePlayback:
-    def __init__(self, stem: Path):
+    #: Bytes per second of espeak-ng's audio (22050 Hz, 16-bit mono).
+    RATE = 44100
+
+    def __init__(self, stem: Path, realtime: bool = False):
         self.stem = stem
         self.buf = bytearray()
         self.cancelled = False
+        self.realtime = realtime
+        self.started = time.monotonic()
 
     def write(self, data: bytes) -> None:
+        if self.cancelled:
+            raise BrokenPipeError("playback cut")
         self.buf += data
+        if self.realtime:
+            # As a sound card takes it: no faster than it is heard.
+            due = self.started + len(self.buf) / self.RATE
+            while not self.cancelled and time.monotonic() < due:
+                time.sleep(0.01)
 
     def finish(self, phonemes: str | None = None) -> None:
         if self.cancelled:
@@ -362,6 +377,7 @@ class EspeakSpeaker:
         try:
             while True:
                 self._queue.get_nowait()
+                self._queue.task_done()
         except queue.Empty:
             pass
         if playback is not None:
@@ -436,19 +452,25 @@ class EspeakSpeaker:
     def _stale(self, u: Utterance) -> bool:
         return u.generation != self._generation
 
+    def idle(self) -> bool:
+        """Whether nothing is queued or being spoken."""
+        return self._queue.unfinished_tasks == 0
+
     def _run(self) -> None:
         while True:
             u = self._queue.get()
-            if u is None:
-                return
-            if self._stale(u) or u.language in self._no_voice or not self.health()["ok"]:
-                continue
             try:
+                if u is None:
+                    return
+                if self._stale(u) or u.language in self._no_voice or not self.health()["ok"]:
+                    continue
                 self._say(u)
             except SinkError as exc:
                 self._set_health(False, str(exc))
             except Exception:  # speech is a help, never a reason for the kiosk to fail
                 log.exception("speech: an utterance could not be spoken")
+            finally:
+                self._queue.task_done()
 
     def _say(self, u: Utterance) -> None:
         key = self._key(u)

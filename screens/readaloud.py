@@ -21,7 +21,6 @@ import re
 from kivy.clock import Clock
 from kivy.uix.behaviors import ButtonBehavior
 from kivy.uix.label import Label
-from kivy.uix.recycleview import RecycleView
 
 #: Screens that are not read: the staff PIN pad is not for patients.
 SILENT_SCREENS = frozenset({"staff"})
@@ -47,6 +46,12 @@ def plain(text: str) -> str:
     return text.replace("&bl;", "[").replace("&br;", "]").replace("&amp;", "&")
 
 
+def is_recycleview(w) -> bool:
+    # By shape, not class: kv's Factory can load kivy.uix.recycleview a
+    # second time (as ``kivy.uix.recycleview.__init__``), a class of its own.
+    return hasattr(w, "viewclass") and isinstance(getattr(w, "data", None), list)
+
+
 def spoken_lines(root, skip=(), languages: dict[str, str] | None = None, language: str = "en") -> list[tuple[str, str]]:
     """``(text, language)`` of every line ``root`` shows that is read out,
     in reading order (kv order: top to bottom, left to right): visible
@@ -61,7 +66,7 @@ def spoken_lines(root, skip=(), languages: dict[str, str] | None = None, languag
     def visit(w):
         if w.opacity == 0 or id(w) in skip:
             return
-        if isinstance(w, RecycleView):
+        if is_recycleview(w):
             rows = (plain(str(d.get("text", ""))) for d in w.data)
             out.extend((text, language) for text in rows if any(ch.isalnum() for ch in text))
             return
