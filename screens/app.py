@@ -289,7 +289,7 @@ class KioskApp(ServiceApp, App):
         if self.call_panel is not None:
             self.call_panel.close()
         if self.reader is not None:
-            self.reader.interrupted()
+            self.reader.close()
         self.session.close()
 
     def on_large_text(self, *_):

@@ -92,26 +92,51 @@ def spoken_lines(root, skip=(), languages: dict[str, str] | None = None, languag
 class ReadAloud:
     """Speaks the app's current screen when read-aloud is on (``app.read_aloud``)."""
 
+    #: Seconds to wait for the frame of a new screen before reading it
+    #: anyway (a window that draws nothing new flips no frame).
+    FRAME_WAIT_S = 0.25
+
     def __init__(self, app, speaker):
+        from kivy.core.window import Window
+
         self.app = app
         self.speaker = speaker
+        self._pending = False
         # One trigger: two screens in one frame speak only the last.
         self._trigger = Clock.create_trigger(self._speak_screen, 0)
+        self._fallback = Clock.create_trigger(self._speak_screen, self.FRAME_WAIT_S)
+        Window.bind(on_flip=self._flipped)
         app.bind(language=lambda *_: self.screen_shown(), staff_called=self._staff_called)
+
+    def close(self) -> None:
+        from kivy.core.window import Window
+
+        Window.unbind(on_flip=self._flipped)
+        self.interrupted()
 
     @property
     def on(self) -> bool:
         return bool(self.app.read_aloud and self.app.speech_available)
 
     def screen_shown(self) -> None:
-        """Reads the screen now showing, from the next frame on (the tap's own
-        frame is drawn first)."""
+        """Reads the screen now showing once its frame is on the display:
+        the new screen is drawn first, then its text handed to the speaker
+        (a tap is no slower with read-aloud on)."""
         if self.on:
+            self._pending = True
+            self._fallback()
+
+    def _flipped(self, *_):
+        if self._pending:
+            self._pending = False
+            self._fallback.cancel()
             self._trigger()
 
     def interrupted(self) -> None:
         """A touch: silence now."""
+        self._pending = False
         self._trigger.cancel()
+        self._fallback.cancel()
         self.speaker.stop()
 
     def switched(self) -> None:
@@ -134,6 +159,7 @@ class ReadAloud:
         return spoken_lines(screen, skip=skip, languages=dict(self.app.languages), language=self.app.language)
 
     def _speak_screen(self, _dt=None) -> None:
+        self._pending = False
         if not self.on:
             return
         screen = self.app.sm.current_screen
