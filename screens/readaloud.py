@@ -186,8 +186,15 @@ class ReadAloud:
         return self.app.item_text(following.text)
 
     def _staff_called(self, app, called: bool) -> None:
-        # The emergency screen says it itself, calmly.
-        if called and self.on and app.sm.current != "emergency":
+        """Staff were called: the top bar's message is read, calmly, after
+        the banner shows it (unless the emergency screen, which says it
+        itself, came up meanwhile)."""
+        if not (called and self.on):
+            return
+
+        def say(_dt):
             banner = app.root.ids.get("called_banner") if app.root is not None else None
-            if banner is not None:
-                Clock.schedule_once(lambda _dt: self.say(banner), 0)
+            if banner is not None and app.sm.current != "emergency" and not self._pending:
+                self.say(banner)
+
+        Clock.schedule_once(say, 0)

@@ -417,3 +417,24 @@ def test_no_sound_device_hides_the_button_says_so_in_status_and_never_troubles_t
         assert saved["ok"] is False and saved["device"] == "plughw:CARD=NoSuchCard" and saved["message"]
     finally:
         k.close()
+
+
+def test_a_staff_call_is_read_out_calmly(tmp_path, cfg, espeak):
+    k = Kiosk(cfg.replace("audio", read_aloud=True), tmp_path)
+    try:
+        app, h = k.app, k.h
+        h.tap(h.screen.ids.start)
+        k.settle()
+        n = len(heard(k.sink))
+        h.tap(app.root.ids.call_staff)
+        k.settle()
+        message = app.t("A member of staff has been called and is on their way.")
+        assert app.staff_called and app.root.ids.called_banner.text == message
+        said = k.spoken_since(n)
+        assert [pho for _lang, pho in said] == [phonemes(message, "en")]
+        wav = k.sink.utterances()[n]
+        ordinary = tmp_path / "ordinary.wav"
+        subprocess.run(["espeak-ng", "-v", "en", "-s", str(speech.RATE_WPM), "-w", str(ordinary), message], check=True)
+        assert sox_stat(wav)["Length (seconds)"] > 1.1 * sox_stat(ordinary)["Length (seconds)"]  # slower
+    finally:
+        k.close()
