@@ -246,6 +246,8 @@ class KioskApp(ServiceApp, App):
         threading.Thread(target=check, name="speech-check", daemon=True).start()
 
     def _speech_health(self, health: dict) -> None:
+        if self.reader is None or getattr(self.speaker, "on_health", None) is None:
+            return  # the app stopped before the check came back
         available = bool(health.get("ok"))
         if not available and self.speech_available is not available:
             log.warning("read-aloud not available (%s)", health.get("message"))
@@ -290,6 +292,8 @@ class KioskApp(ServiceApp, App):
             self.call_panel.close()
         if self.reader is not None:
             self.reader.close()
+        if self.speaker is not None and hasattr(self.speaker, "on_health"):
+            self.speaker.on_health = None
         self.session.close()
 
     def on_large_text(self, *_):
