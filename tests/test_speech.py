@@ -194,14 +194,14 @@ def cfg(tmp_path):
 class Kiosk:
     """The real app speaking into a FileSink."""
 
-    def __init__(self, cfg, tmp_path, realtime=False, speaker=None):
+    def __init__(self, cfg, tmp_path, realtime=False, speaker=None, size=(1280, 800)):
         from screens.replay import Harness
 
         self.runtime = Runtime.create(cfg)
         self.sink = FileSink(tmp_path / "speech", realtime=realtime)
         self.speaker = speaker or EspeakSpeaker(self.sink)
         self.runtime.speaker = self.speaker
-        self.h = Harness(self.runtime).start()
+        self.h = Harness(self.runtime, size=size).start()
         self.app = self.h.app
         self.settle()
 
@@ -436,5 +436,26 @@ def test_a_staff_call_is_read_out_calmly(tmp_path, cfg, espeak):
         ordinary = tmp_path / "ordinary.wav"
         subprocess.run(["espeak-ng", "-v", "en", "-s", str(speech.RATE_WPM), "-w", str(ordinary), message], check=True)
         assert sox_stat(wav)["Length (seconds)"] > 1.1 * sox_stat(ordinary)["Length (seconds)"]  # slower
+    finally:
+        k.close()
+
+
+def test_the_top_bar_keeps_its_words_in_sight_on_a_1024x600_monitor_in_spanish(tmp_path, cfg, espeak):
+    k = Kiosk(cfg, tmp_path, size=(1024, 600))
+    try:
+        app, h = k.app, k.h
+        app.set_language("es")
+        h.tap(h.screen.ids.start)
+        h.tap(app.root.ids.call_staff)
+        for large in (False, True):
+            if app.large_text != large:
+                h.tap(app.root.ids.large_text)
+            h.frames(3)
+            bar = app.root.ids.topbar
+            banner = app.root.ids.called_banner
+            assert banner.text and banner.texture_size[1] <= bar.height, (large, banner.texture_size)
+            button = app.root.ids.read_aloud
+            assert button.opacity == 1 and button.texture_size[1] <= button.height
+            assert button.texture_size[0] <= button.width
     finally:
         k.close()
