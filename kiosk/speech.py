@@ -276,17 +276,17 @@ def audio_device_problem(device: str, aplay: str = "aplay", cards: dict[int, str
     if shutil.which(aplay) is None:
         return "aplay not found (install alsa-utils)"
     cards = sound_cards() if cards is None else cards
+    card = _CARD_IN_NAME.search(device)
+    number = _HW_NUMBER.match(device)
+    if device and not card and not number and device in _aplay_names(aplay):
+        return None  # a device of ALSA's configuration ("null", "pulse", a dmix of the clinic's own)
     if not cards:
         return "no sound card found"
     if not device or device in ("default", "sysdefault"):
         return None
-    card = _CARD_IN_NAME.search(device)
-    number = _HW_NUMBER.match(device)
     if card and card.group(1) in cards.values():
         return None
     if number and int(number.group(1)) in cards:
-        return None
-    if not card and not number and device in _aplay_names(aplay):
         return None
     return f"audio device '{device}' not found (sound cards here: {', '.join(cards.values())})"
 

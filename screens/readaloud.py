@@ -126,6 +126,11 @@ class ReadAloud:
             self._pending = True
             self._fallback()
 
+    @property
+    def waiting(self) -> bool:
+        """Whether a screen waits for its frame to be read."""
+        return self._pending
+
     def _flipped(self, *_):
         if self._pending:
             self._pending = False

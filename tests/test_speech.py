@@ -213,6 +213,9 @@ class Kiosk:
             if self.app.speech_available or self.speaker.health().get("ok") is False:
                 break
             time.sleep(0.01)
+        while self.app.reader.waiting and time.monotonic() < deadline:
+            self.h.frames(1)
+            time.sleep(0.01)
         if hasattr(self.speaker, "idle"):
             wait_idle(self.speaker, self.h.frames)
 
@@ -457,5 +460,64 @@ def test_the_top_bar_keeps_its_words_in_sight_on_a_1024x600_monitor_in_spanish(t
             button = app.root.ids.read_aloud
             assert button.opacity == 1 and button.texture_size[1] <= button.height
             assert button.texture_size[0] <= button.width
+    finally:
+        k.close()
+
+
+def test_speech_plays_through_aplay_and_a_device_that_goes_away_is_reported(tmp_path, espeak):
+    require_tool("aplay", "alsa-utils")
+    # ALSA's "null" device takes the audio as a sound card would, on any machine.
+    speaker = EspeakSpeaker(AplaySink("null"))
+    assert speaker.check() == {"device": "null", "ok": True, "message": "ready"}
+    speaker.speak("Please take a seat.", "en")
+    wait_idle(speaker)
+    assert speaker.health()["ok"]
+    speaker.close()
+
+    class Unplugged(AplaySink):
+        def problem(self):
+            return None  # it was there at start-up
+
+    changes = []
+    gone = EspeakSpeaker(Unplugged("plughw:CARD=Device"))
+    gone.on_health = changes.append
+    assert gone.check()["ok"]
+    gone.speak("Please take a seat.", "en")
+    wait_idle(gone)
+    assert not gone.ready and changes and changes[-1]["ok"] is False
+    assert "Device" in changes[-1]["message"] or "audio" in changes[-1]["message"]
+    assert "seat" not in changes[-1]["message"]
+    gone.close()
+
+
+def test_the_treatments_and_their_texts_are_read_but_not_the_captions(tmp_path, cfg, espeak):
+    k = Kiosk(cfg.replace("audio", read_aloud=True), tmp_path)
+    try:
+        app, h = k.app, k.h
+        n = len(heard(k.sink))
+        h.tap(h.screen.ids.techniques)
+        k.settle()
+        assert app.sm.current == "techniques"
+        titles = [t.text("title", "en") for t in app.catalogue]
+        assert_spoken_as_shown(k, n, [app.t("Treatments we offer"), *titles], "en")
+        n = len(heard(k.sink))
+        first = next(iter(app.catalogue)).id
+        card = next(w for w in h.screen.ids.grid.children if w.technique_id == first)
+        h.tap(card)
+        k.settle()
+        assert app.sm.current == "video"
+        screen = h.screen
+        texts = [screen.title, screen.summary, app.t("What to expect"), screen.expect,
+                 app.t("When it is not suitable"), screen.not_suitable]
+        assert_spoken_as_shown(k, n, [t for t in texts if t], "en")
+        n = len(heard(k.sink))
+        # as the player shows a caption while the video plays
+        screen.fallback, screen.captions_on, screen.caption = False, True, "A caption of the video"
+        h.frames(2)
+        assert screen.ids.caption_label.opacity == 1  # on screen ...
+        app.reader.screen_shown()  # ... when the screen is read again
+        k.settle()
+        said = [pho for _lang, pho in k.spoken_since(n)]
+        assert phonemes(screen.summary, "en") in said and phonemes("A caption of the video", "en") not in said
     finally:
         k.close()
