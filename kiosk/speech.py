@@ -412,16 +412,20 @@ class EspeakSpeaker:
     def check(self) -> dict:
         """Looks again for espeak-ng, its voices and the device (a subprocess
         or two: call it off the UI thread)."""
-        problems = []
+        blocking = []  # nothing can be heard
         if shutil.which(self.espeak) is None:
-            problems.append("espeak-ng not found (install espeak-ng)")
+            blocking.append("espeak-ng not found (install espeak-ng)")
+            self._no_voice = set()
         else:
             self._no_voice = {lang for lang in self.languages if voice_problem(lang, self.espeak)}
-            problems += [f"espeak-ng has no voice for '{lang}'" for lang in sorted(self._no_voice)]
         device = self.sink.problem()
         if device:
-            problems.insert(0, device)
-        ok = not any(p for p in problems if "no voice" not in p) and len(self._no_voice) < len(self.languages)
+            blocking.insert(0, device)
+        # A language without a voice is not read (never in another
+        # language's voice); the others still are.
+        voiceless = [f"espeak-ng has no voice for '{lang}'" for lang in sorted(self._no_voice)]
+        ok = not blocking and len(self._no_voice) < max(1, len(self.languages))
+        problems = blocking + voiceless
         self._health = {"device": self.sink.device or "default", "ok": ok,
                         "message": "; ".join(problems) if problems else "ready"}
         return dict(self._health)
@@ -467,8 +471,9 @@ class EspeakSpeaker:
                 self._say(u)
             except SinkError as exc:
                 self._set_health(False, str(exc))
-            except Exception:  # speech is a help, never a reason for the kiosk to fail
-                log.exception("speech: an utterance could not be spoken")
+            except Exception as exc:  # speech is a help, never a reason for the kiosk to fail
+                # The type only: an exception's text could quote what was said.
+                log.error("speech: an utterance could not be spoken (%s)", type(exc).__name__)
             finally:
                 self._queue.task_done()
 

@@ -88,6 +88,8 @@ class KioskApp(ServiceApp, App):
         self.read_aloud = self.config_.audio.read_aloud
         self.speaker = None
         self.reader = None
+        #: What the last look for espeak-ng and the sound device found (None before it came back).
+        self.speech_health = None
         self.catalogue = runtime.catalogue
         self.languages = [(code, language_name(code)) for code in self.session.languages()]
         self._idle_dialog = None
@@ -249,6 +251,7 @@ class KioskApp(ServiceApp, App):
         if self.reader is None or getattr(self.speaker, "on_health", None) is None:
             return  # the app stopped before the check came back
         available = bool(health.get("ok"))
+        self.speech_health = health
         if not available and self.speech_available is not available:
             log.warning("read-aloud not available (%s)", health.get("message"))
         self.speech_available = available
@@ -439,6 +442,8 @@ class KioskApp(ServiceApp, App):
         self.language = self.session.language
         self.large_text = self.config_.kiosk.large_text
         self.read_aloud = self.config_.audio.read_aloud
+        if self.use_speech and not self.speech_available and self.reader is not None:
+            self.start_speech()  # a speaker plugged in since is found for the next patient
         self.dismiss_idle_dialog()
         self.go("welcome")
         self._swap_content()

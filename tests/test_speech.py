@@ -210,7 +210,7 @@ class Kiosk:
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             self.h.frames(1)
-            if self.app.speech_available or self.speaker.health().get("ok") is False:
+            if self.app.speech_health is not None:
                 break
             time.sleep(0.01)
         while self.app.reader.waiting and time.monotonic() < deadline:
