@@ -194,14 +194,14 @@ def cfg(tmp_path):
 class Kiosk:
     """The real app speaking into a FileSink."""
 
-    def __init__(self, cfg, tmp_path, realtime=False, speaker=None, size=(1280, 800)):
+    def __init__(self, cfg, tmp_path, realtime=False, speaker=None, size=(1280, 800), now=time.monotonic):
         from screens.replay import Harness
 
         self.runtime = Runtime.create(cfg)
         self.sink = FileSink(tmp_path / "speech", realtime=realtime)
         self.speaker = speaker or EspeakSpeaker(self.sink)
         self.runtime.speaker = self.speaker
-        self.h = Harness(self.runtime, size=size).start()
+        self.h = Harness(self.runtime, size=size, now=now).start()
         self.app = self.h.app
         self.settle()
 
@@ -519,5 +519,39 @@ def test_the_treatments_and_their_texts_are_read_but_not_the_captions(tmp_path, 
         k.settle()
         said = [pho for _lang, pho in k.spoken_since(n)]
         assert phonemes(screen.summary, "en") in said and phonemes("A caption of the video", "en") not in said
+    finally:
+        k.close()
+
+
+def test_are_you_still_there_is_read_out_and_the_wiped_visit_leaves_nothing_rendered(tmp_path, cfg, espeak):
+    from screens.replay import FakeClock
+
+    clock = FakeClock()
+    k = Kiosk(cfg.replace("audio", read_aloud=True), tmp_path, now=clock)
+    try:
+        app, h = k.app, k.h
+        h.tap(h.screen.ids.start)
+        h.tap(h.screen.ids.continue_)
+        k.settle()
+        n = len(heard(k.sink))
+        clock.advance(95)  # no touch for longer than [kiosk] idle_timeout_s
+        app._idle_tick()
+        k.settle()
+        assert app._idle_dialog is not None
+        said = [pho for _lang, pho in k.spoken_since(n)]
+        assert said[0] == phonemes(app.t("Are you still there?"), "en")
+        assert said[-1] == phonemes(app.t("Yes, I am still here"), "en")
+        questions = app.visit.questions()
+        following = app.item_text(questions[questions.index(app.visit.current()) + 1].text)
+        rendered = lambda: {key[0] for key in list(k.speaker._cache)}  # noqa: E731
+        deadline = time.monotonic() + 10
+        while following not in rendered() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert following in rendered()  # the next question was rendered ahead ...
+        clock.advance(60)
+        app._idle_tick()
+        h.frames(3)
+        assert app.sm.current == "welcome" and app.visit is None
+        assert following not in rendered()  # ... and forgotten with the visit
     finally:
         k.close()
