@@ -44,9 +44,11 @@ LOG="$(mktemp)"
 trap 'rm -f "$LOG"' EXIT
 
 # Kivy's SDL2 window on KMS/DRM (no desktop): Mesa's GL/EGL/GBM, touch
-# through mtdev and udev; lgpio drives the GPIO on a Pi 5.
+# through mtdev and udev; lgpio drives the GPIO on a Pi 5. Read-aloud speaks
+# with espeak-ng (its English and Spanish voices come with it) through
+# alsa-utils' aplay.
 KIOSK_PACKAGES=(python3-venv python3-lgpio libgl1 libgl1-mesa-dri libegl1 libgles2 libgbm1 libdrm2
-    libmtdev1 libudev1 fonts-dejavu-core)
+    libmtdev1 libudev1 fonts-dejavu-core espeak-ng alsa-utils)
 HUB_PACKAGES=(python3-venv)
 
 packages() {
@@ -204,7 +206,7 @@ install_kiosk() {
     packages "${KIOSK_PACKAGES[@]}"
     add_system_user kiosk /var/lib/clinic-kiosk
     local g groups=()
-    for g in gpio video input render; do
+    for g in gpio video input render audio; do
         if group_exists "$g" || { [ "$DRY_RUN" = 1 ] && [ -z "$ROOT" ]; }; then
             groups+=("$g")
         else

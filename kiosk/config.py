@@ -242,9 +242,15 @@ class DisplaySection:
 
 @model(frozen=True, config=SECTION)
 class AudioSection:
-    read_aloud: Bool = _doc("Read each question aloud (text to speech) as it is shown.", False)
-    device: Str = _doc("Sound output device; empty means the system default.", "")
-    volume: Int = _doc("Volume of the voice and sounds, 0 to 100.", 80)
+    read_aloud: Bool = _doc(
+        "Start every visit with read-aloud switched on (the patient can still switch it off).", False
+    )
+    device: Str = _doc(
+        "ALSA device the speech plays on, as `aplay -L` names it: e.g. \"plughw:CARD=Headphones\" "
+        "(the Pi's headphone jack), \"plughw:CARD=vc4hdmi0\" (HDMI), \"plughw:CARD=Device\" (a USB "
+        "speaker); empty means the system default.", ""
+    )
+    volume: Int = _doc("Loudness of the speech, 0 to 100 (100 is as loud as it goes undistorted).", 80)
 
     @model_validator(mode="after")
     def _ranges(self):

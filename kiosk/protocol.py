@@ -200,6 +200,8 @@ class Heartbeat(BaseModel):
     oldest_unsynced_s: float | None = Field(default=None, ge=0, description="Age of the oldest waiting record.")
     content_version: str = Field(default="", max_length=200)
     gpio: dict[str, str | bool | int | None] = Field(default_factory=dict, description="GPIO mode and health.")
+    audio: dict[str, str | bool | int | None] = Field(
+        default_factory=dict, description="Read-aloud: the sound device and its health (never what was spoken).")
     open_alerts: list[uuid.UUID] = Field(
         default_factory=list, max_length=MAX_BATCH, description="Alert record ids this kiosk still shows as open."
     )

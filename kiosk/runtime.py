@@ -28,6 +28,7 @@ class Runtime:
     alerts: AlertBus
     catalogue: object = None  # kiosk.media.Catalogue, or None when the media cannot be used
     sync: object = None  # kiosk.sync.SyncWorker while `run` syncs in the background
+    speaker: object = None  # kiosk.speech.Speaker; the app makes one from [audio] when none is given
 
     @classmethod
     def create(cls, config: config_mod.Config, sealer: Sealer | None = None, pack: Pack | None = None,
@@ -50,6 +51,8 @@ class Runtime:
     def close(self) -> None:
         if self.sync is not None:
             self.sync.stop()
+        if self.speaker is not None:
+            self.speaker.close()
         self.store.close()
 
 

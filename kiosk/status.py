@@ -18,6 +18,7 @@ def collect(cfg: config_mod.Config) -> dict:
     try:
         out = status_info(store, cfg)
         out["gpio"] = gpio_status(cfg, store)
+        out["audio"] = audio_status(cfg, store)
     finally:
         store.close()
     out["content_version"] = content_version
@@ -38,3 +39,22 @@ def gpio_status(cfg: config_mod.Config, store: Store) -> dict:
     if saved is None:
         return {"mode": "unknown", "ok": False, "message": "the kiosk has not started yet"}
     return json.loads(saved)
+
+
+def audio_status(cfg: config_mod.Config, store: Store) -> dict:
+    """Read-aloud's device and health as a look at the machine finds them
+    now (espeak-ng, its voices, the sound device: a USB speaker may have been
+    unplugged since the kiosk started), with what the running kiosk last
+    found when it played (``last_seen``)."""
+    import json
+
+    from .speech import audio_status as look
+
+    out = look(cfg.audio, tuple(cfg.clinic.languages))
+    try:
+        saved = json.loads(store.get_state("audio") or "null")
+    except ValueError:
+        saved = None
+    if isinstance(saved, dict):
+        out["last_seen"] = {k: saved.get(k) for k in ("ok", "message")}
+    return out

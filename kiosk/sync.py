@@ -468,6 +468,7 @@ class SyncWorker:
         oldest = seconds_since(store.oldest_pending_created(), now)
         gpio = _gpio_facts(store)
         beat = p.Heartbeat(
+            audio=_gpio_facts(store, "audio"),
             queue_depth=store.sync_depth(),
             oldest_unsynced_s=round(oldest, 1) if oldest is not None else None,
             content_version=self.content_version[:200],
@@ -610,15 +611,17 @@ def status_info(store: Store, config, now: dt.datetime | None = None) -> dict:
     }
 
 
-def _gpio_facts(store: Store) -> dict:
-    """What the running kiosk recorded about its GPIO (see kiosk.status)."""
+def _gpio_facts(store: Store, key: str = "gpio") -> dict:
+    """What the running kiosk recorded about its GPIO, or under ``key`` its
+    sound device (see kiosk.status)."""
     try:
-        saved = json.loads(store.get_state("gpio") or "{}")
+        saved = json.loads(store.get_state(key) or "{}")
     except ValueError:
         return {}
     if not isinstance(saved, dict):
         return {}
-    return {str(k)[:40]: v for k, v in saved.items() if isinstance(v, (str, bool, int, type(None)))}
+    return {str(k)[:40]: v[:300] if isinstance(v, str) else v
+            for k, v in saved.items() if isinstance(v, (str, bool, int, type(None)))}
 
 
 # -- recovery -----------------------------------------------------------------

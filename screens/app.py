@@ -51,6 +51,11 @@ class KioskApp(ServiceApp, App):
     large_text = BooleanProperty(False)
     clinic_name = StringProperty("")
     staff_called = BooleanProperty(False)
+    #: Whether the screens are read aloud (the top bar's button; ``[audio]
+    #: read_aloud`` at the start of each visit), and whether they can be:
+    #: the button shows only when espeak-ng and the sound device are there.
+    read_aloud = BooleanProperty(False)
+    speech_available = BooleanProperty(False)
     idle_seconds_left = NumericProperty(0)
     font_scale = NumericProperty(1.0)
     catalogue = ObjectProperty(None, allownone=True)
@@ -64,6 +69,9 @@ class KioskApp(ServiceApp, App):
     #: Whether this app owns the GPIO pins. The self-test (replay) does not:
     #: the running kiosk service holds them.
     use_gpio = True
+    #: Whether this app speaks. The self-test (replay) does not: the running
+    #: kiosk service owns the sound device.
+    use_speech = True
 
     def __init__(self, runtime: Runtime, now=time.monotonic, **kwargs):
         super().__init__(**kwargs)
@@ -77,6 +85,11 @@ class KioskApp(ServiceApp, App):
         self.clinic_name = self.config_.clinic.name
         self.language = self.session.language
         self.large_text = self.config_.kiosk.large_text
+        self.read_aloud = self.config_.audio.read_aloud
+        self.speaker = None
+        self.reader = None
+        #: What the last look for espeak-ng and the sound device found (None before it came back).
+        self.speech_health = None
         self.catalogue = runtime.catalogue
         self.languages = [(code, language_name(code)) for code in self.session.languages()]
         self._idle_dialog = None
@@ -119,6 +132,7 @@ class KioskApp(ServiceApp, App):
         self.sm = ScreenManager(transition=NoTransition())
         root = KioskRoot()
         root.ids.holder.add_widget(self.sm)
+        self._build_reader()
         self.go("welcome")
         return root
 
@@ -140,6 +154,7 @@ class KioskApp(ServiceApp, App):
         # nor for the first sync with the hub
         self.after_first_frame(self.open_store)
         self.after_first_frame(self.start_call_panel)
+        self.after_first_frame(self.start_speech)
         if self.runtime.sync is not None:
             self.after_first_frame(self.runtime.sync.start)
 
@@ -202,6 +217,55 @@ class KioskApp(ServiceApp, App):
                                            then=lambda _result: None)
         self._panel_event = Clock.schedule_interval(lambda _dt: self.call_panel.tick(), 0.1)
 
+    def _build_reader(self) -> None:
+        from kiosk.speech import SilentSpeaker, speaker_for
+
+        from .readaloud import ReadAloud
+
+        if not self.use_speech:
+            self.speaker = SilentSpeaker("read-aloud is not used by the self-test")
+        elif self.runtime.speaker is not None:
+            self.speaker = self.runtime.speaker
+        else:
+            self.speaker = speaker_for(self.config_.audio, tuple(self.session.languages()))
+            self.runtime.speaker = self.speaker  # closed with the runtime
+        self.reader = ReadAloud(self, self.speaker)
+
+    def start_speech(self):
+        """Looks for espeak-ng, its voices and the sound device off the UI
+        thread (a few subprocesses); the Read aloud button shows once they
+        are there. A missing device is no error to the patient: the button
+        stays hidden, and `status` and the hub's kiosks page say why."""
+        import threading
+
+        speaker = self.speaker
+        speaker.on_health = lambda health: Clock.schedule_once(lambda _dt: self._speech_health(health), 0)
+
+        def check():
+            health = speaker.check() if hasattr(speaker, "check") else speaker.health()
+            Clock.schedule_once(lambda _dt: self._speech_health(health), 0)
+
+        threading.Thread(target=check, name="speech-check", daemon=True).start()
+
+    def _speech_health(self, health: dict) -> None:
+        if self.reader is None or getattr(self.speaker, "on_health", None) is None:
+            return  # the app stopped before the check came back
+        available = bool(health.get("ok"))
+        self.speech_health = health
+        if not available and self.speech_available is not available:
+            log.warning("read-aloud not available (%s)", health.get("message"))
+        self.speech_available = available
+        if self.use_speech:
+            facts = {**health, "read_aloud": bool(self.config_.audio.read_aloud)}
+            self.session.run_in_background(lambda: self.runtime.store.set_state("audio", json.dumps(facts)),
+                                           then=lambda _result: None)
+        if available:
+            self.reader.screen_shown()
+
+    def toggle_read_aloud(self):
+        self.read_aloud = not self.read_aloud
+        self.reader.switched()
+
     def staff_acknowledged(self, alert_ids) -> None:
         """Staff acknowledged alerts of this kiosk on the hub's page: the call
         light goes out. Meant for the sync worker's ``on_acknowledged(ids)``
@@ -229,6 +293,10 @@ class KioskApp(ServiceApp, App):
             self.sm.current_screen.deactivate()
         if self.call_panel is not None:
             self.call_panel.close()
+        if self.reader is not None:
+            self.reader.close()
+        if self.speaker is not None and hasattr(self.speaker, "on_health"):
+            self.speaker.on_health = None
         self.session.close()
 
     def on_large_text(self, *_):
@@ -257,6 +325,8 @@ class KioskApp(ServiceApp, App):
 
     def _on_any_touch(self, *_):
         self.session.touch()
+        if self.reader is not None:
+            self.reader.interrupted()  # a tap stops the speech at once
         return False
 
     # -- strings -----------------------------------------------------------
@@ -301,6 +371,8 @@ class KioskApp(ServiceApp, App):
         else:
             self.sm.current = name
         self.session.touch()
+        if self.reader is not None:
+            self.reader.screen_shown()
         return screen
 
     @property
@@ -370,6 +442,9 @@ class KioskApp(ServiceApp, App):
         self.wipe_screens()
         self.language = self.session.language
         self.large_text = self.config_.kiosk.large_text
+        self.read_aloud = self.config_.audio.read_aloud
+        if self.use_speech and not self.speech_available and self.reader is not None:
+            self.start_speech()  # a speaker plugged in since is found for the next patient
         self.dismiss_idle_dialog()
         self.go("welcome")
         self._swap_content()
@@ -377,6 +452,8 @@ class KioskApp(ServiceApp, App):
     def wipe_screens(self):
         for screen in self.sm.screens:
             screen.wipe()
+        if self.speaker is not None:
+            self.speaker.forget()  # what was rendered ahead may hold this visit's answers
 
     # -- idle --------------------------------------------------------------
 
@@ -423,6 +500,8 @@ class KioskApp(ServiceApp, App):
 
             self._idle_dialog = IdleDialog()
             self._idle_dialog.open(animation=False)
+            if self.reader is not None:
+                self.reader.say(self._idle_dialog, calm=False)
 
     def dismiss_idle_dialog(self):
         if self._idle_dialog is not None:

@@ -303,6 +303,7 @@ def replay_visit(config, vf: VisitFile, screenshots: str | None = None, runtime:
     h = Harness(runtime, size=size)
     h.app.source = "replay"
     h.app.use_gpio = False
+    h.app.use_speech = False
     h.start()
     shots = 0
 

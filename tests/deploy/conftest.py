@@ -128,7 +128,7 @@ def make_fake_root(root: Path) -> Path:
     (root / "etc/passwd").write_text("root:x:0:0:root:/root:/bin/bash\n")
     (root / "etc/shadow").write_text("root:*:19000:0:99999:7:::\n")
     (root / "etc/group").write_text(
-        "root:x:0:\nvideo:x:44:\ninput:x:105:\nrender:x:106:\ngpio:x:993:\nsystemd-journal:x:101:\n")
+        "root:x:0:\nvideo:x:44:\ninput:x:105:\nrender:x:106:\ngpio:x:993:\naudio:x:29:\nsystemd-journal:x:101:\n")
     (root / "etc/gshadow").write_text("")
     for name in ("shadow", "gshadow"):
         (root / "etc" / name).chmod(0o640)

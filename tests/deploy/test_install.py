@@ -35,7 +35,7 @@ def test_dry_run_prints_every_step_and_changes_nothing(clone, fake_root, fake_py
     assert snapshot(fake_root) == before
     out = result.stdout
     for expected in ("useradd --root", "--shell /usr/sbin/nologin kiosk",
-                     "usermod --root", "--groups gpio,video,input,render kiosk",
+                     "usermod --root", "--groups gpio,video,input,render,audio kiosk",
                      "install -d -m 0700 -o kiosk -g kiosk", "/var/lib/clinic-kiosk",
                      "-m venv --system-site-packages", "pip install", "[kiosk]",
                      "ask for the staff PIN", "clinic-kiosk replay",
@@ -47,6 +47,7 @@ def test_dry_run_on_the_real_system_lists_the_packages_and_installs_nothing(clon
     result = run_script(clone / "deploy/install.sh", "--dry-run", python=fake_python)
     assert result.returncode == 0, result.stderr
     assert "apt-get install" in result.stdout and "libgbm1" in result.stdout and "python3-lgpio" in result.stdout
+    assert "espeak-ng" in result.stdout and "alsa-utils" in result.stdout
     assert "systemctl restart clinic-kiosk.service" in result.stdout
     assert not Path("/opt/clinic-kiosk/current").exists() or "already installed" in result.stdout
 
@@ -59,7 +60,7 @@ def test_install_into_a_fake_root_then_again_changes_nothing(kiosk_install, clon
     kiosk = passwd(fake_root)["kiosk"]
     uid, gid = int(kiosk[2]), int(kiosk[3])
     assert uid != 0 and kiosk[5] == "/var/lib/clinic-kiosk" and kiosk[6] == "/usr/sbin/nologin"
-    assert groups_of(fake_root, "kiosk") == {"gpio", "video", "input", "render"}
+    assert groups_of(fake_root, "kiosk") == {"gpio", "video", "input", "render", "audio"}
 
     data = fake_root / "var/lib/clinic-kiosk"
     assert (mode(data), data.stat().st_uid, data.stat().st_gid) == (0o700, uid, gid)

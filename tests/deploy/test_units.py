@@ -98,9 +98,9 @@ def test_kiosk_unit_is_watched_and_reaches_only_its_devices():
     assert values["Restart"] == ["always"] and "StartLimitBurst" in values
     assert values["DevicePolicy"] == ["closed"]
     allowed = " ".join(values["DeviceAllow"])
-    for device in ("char-drm", "char-input", "char-gpiochip", "/dev/gpiomem"):
+    for device in ("char-drm", "char-input", "char-gpiochip", "/dev/gpiomem", "char-alsa"):
         assert device in allowed
-    assert set(values["SupplementaryGroups"][0].split()) == {"video", "render", "input", "gpio"}
+    assert set(values["SupplementaryGroups"][0].split()) == {"video", "render", "input", "gpio", "audio"}
     assert values["ReadWritePaths"] == ["/var/lib/clinic-kiosk"]
 
 

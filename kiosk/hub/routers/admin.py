@@ -79,7 +79,18 @@ def kiosk_view(row: dict) -> dict:
     return {**row, "queue_depth": report.get("queue_depth"), "oldest_unsynced_s": report.get("oldest_unsynced_s"),
             "content_version": report.get("content_version") or "",
             "content_error": str(report.get("content_error") or "")[:500], "open_alerts": len(report.get("open_alerts") or []),
-            "gpio": ", ".join(f"{k}: {v}" for k, v in sorted(gpio.items())) if isinstance(gpio, dict) else ""}
+            "gpio": ", ".join(f"{k}: {v}" for k, v in sorted(gpio.items())) if isinstance(gpio, dict) else "",
+            "audio": audio_view(report.get("audio"))}
+
+
+def audio_view(audio) -> str:
+    """The kiosks page's Audio cell: device and health, as the kiosk last
+    reported them (an older kiosk reports none)."""
+    if not isinstance(audio, dict) or not audio:
+        return ""
+    state = "ok" if audio.get("ok") else f"not working: {audio.get('message') or 'unknown'}"
+    reading = ", read-aloud on at start" if audio.get("read_aloud") else ""
+    return f"{audio.get('device') or 'default'}: {state}{reading}"[:300]
 
 
 @router.get("/kiosks")
