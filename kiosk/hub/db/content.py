@@ -18,7 +18,6 @@ import hashlib
 import secrets
 from dataclasses import dataclass
 
-from ...content import ContentError
 from ...protocol import CONTENT_PATH
 from .backends import Backend, utcnow
 
@@ -64,6 +63,10 @@ class ContentRepository:
                 if row[4] == sha:
                     return _version(row)
             if rows:
+                # Imported here: the hub's other processes (an export) need
+                # nothing of the kiosk's content module.
+                from ...content import ContentError
+
                 raise ContentError(f"pack.json:version: {content_version} is already stored with other content; "
                                    "raise the version and upload again")
             vid = secrets.token_hex(8)
