@@ -10,6 +10,10 @@ published, the one kiosks fetch. The checks of an upload, and signing, are
 >>> v = db.content.add("pack-1", b'{"bundle": 1}', "signature", "boss")
 >>> db.content.publish(v.id), db.content.published().content_version
 (True, 'pack-1')
+>>> db.content.add("pack-1", b'{"bundle": 2}', "signature", "boss")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+kiosk.content.ContentError: pack.json:version: pack-1 is already stored with other content; raise the version ...
 """
 
 from __future__ import annotations
