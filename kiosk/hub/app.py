@@ -6,7 +6,7 @@
   :mod:`~kiosk.hub.routers.admin` (accounts, kiosks, audit, retention), with
   their assets under ``/static``.
 
-The state the routers share (repository, keys) lives on ``app.state.hub``
+The state the routers share (database, keys) lives on ``app.state.hub``
 and reaches them through the dependencies in :mod:`kiosk.hub.deps`. Every
 refusal is a 4xx with a JSON ``{"detail": ..., "ids": [...]}`` that says what
 was wrong and where, and leaves the hub's data as it was. Messages name
@@ -31,7 +31,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .. import protocol as p
 from .content import MAX_UPLOAD_BYTES
-from .db import HubRepository
+from .db import Database, KiosksRepository
 from . import retention
 from .deps import SCOPE_KIOSK, HubState, StaffSettings, check_token
 from .errors import Refused
@@ -57,10 +57,10 @@ class BodyGuard:
     (:data:`TOKEN_PATHS`) the device token is checked first: a request
     without a valid one is answered 401 without reading a byte of its body."""
 
-    def __init__(self, app: ASGIApp, max_bytes: int = p.MAX_BODY_BYTES, repo: HubRepository | None = None):
+    def __init__(self, app: ASGIApp, max_bytes: int = p.MAX_BODY_BYTES, kiosks: KiosksRepository | None = None):
         self.app = app
         self.api_max_bytes = max_bytes
-        self.repo = repo
+        self.kiosks = kiosks
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["method"] not in ("POST", "PUT", "PATCH"):
@@ -78,9 +78,9 @@ class BodyGuard:
         if ctype != wanted and not (ctype == "" and wanted != "application/json"):
             await _problem(send, 415, f"Content-Type must be {wanted}, got {ctype[:60] or 'none'!r}")
             return
-        if self.repo is not None and scope["path"] in TOKEN_PATHS:
+        if self.kiosks is not None and scope["path"] in TOKEN_PATHS:
             try:
-                kiosk = await run_in_threadpool(check_token, self.repo, headers.get("authorization"))
+                kiosk = await run_in_threadpool(check_token, self.kiosks, headers.get("authorization"))
             except Refused as exc:
                 await _problem(send, exc.status, exc.detail, [(b"www-authenticate", b"Bearer")])
                 return
@@ -171,7 +171,7 @@ async def _retention_job(app: FastAPI):
     def loop() -> None:
         while True:
             try:
-                retention.run(app.state.hub.repo)
+                retention.run(app.state.hub.db)
             except Exception:  # a database hiccup must not end the job
                 log.exception("retention run failed; will try again in an hour")
             if stop.wait(RETENTION_EVERY_S):
@@ -185,18 +185,18 @@ async def _retention_job(app: FastAPI):
         stop.set()
 
 
-def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public_key: bytes,
+def create_app(db: Database, private_key: bytes, cert_sha256: str, public_key: bytes,
                staff_settings: StaffSettings | None = None, signing_key: bytes | None = None) -> FastAPI:
-    """The hub application over ``repo``; ``private_key`` opens submissions."""
+    """The hub application over ``db``; ``private_key`` opens submissions."""
     app = FastAPI(
         title="clinic-hub",
         version="1",
         description="Sync API for clinic intake kiosks.",
         lifespan=_retention_job,
     )
-    app.state.hub = HubState(repo, private_key, public_key, cert_sha256, staff=staff_settings or StaffSettings(),
+    app.state.hub = HubState(db, private_key, public_key, cert_sha256, staff=staff_settings or StaffSettings(),
                              signing_key=signing_key or b"")
-    app.add_middleware(BodyGuard, repo=repo)
+    app.add_middleware(BodyGuard, kiosks=db.kiosks)
 
     @app.exception_handler(Refused)
     async def _refused(request: Request, exc: Refused):

@@ -1,5 +1,5 @@
 """The hub's audit log: who did what to which intake, export or account,
-and when. Append-only: the repository can add entries and read them, and
+and when. Append-only: ``db.accounts`` can add entries and read them, and
 nothing in the hub updates or deletes one.
 
 Actions (``target`` in brackets):
@@ -27,15 +27,15 @@ from __future__ import annotations
 import json
 import logging
 
-from .db import HubRepository
+from .db import AccountsRepository
 
 log = logging.getLogger(__name__)
 
 
-def record(repo: HubRepository, user: str, action: str, target: str, detail: str = "") -> None:
+def record(accounts: AccountsRepository, user: str, action: str, target: str, detail: str = "") -> None:
     """Appends one entry. Targets are ids and account names, never what a
     patient entered, so the log line below is safe too."""
-    repo.add_audit(user[:64], action, target[:200], detail[:500])
+    accounts.add_audit(user[:64], action, target[:200], detail[:500])
     log.info("audit: %s %s %s", user[:64], action, target[:200])
 
 

@@ -34,8 +34,8 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 from fastapi import Depends, Form, Request
 
-from .db import HubRepository
-from .deps import Repo, StaffSettings, State
+from .db import AccountsRepository
+from .deps import Db, StaffSettings, State
 
 SESSION_COOKIE = "hub_session"
 LOGIN_COOKIE = "hub_login"
@@ -92,33 +92,33 @@ class LockedOut(Exception):
     pass
 
 
-def authenticate(repo: HubRepository, settings: StaffSettings, username: str, password: str,
+def authenticate(accounts: AccountsRepository, settings: StaffSettings, username: str, password: str,
                  address: str, now: dt.datetime | None = None) -> str | None:
     """The role of ``username`` when ``password`` is right and the account is
     enabled; None otherwise. Raises :class:`LockedOut` while the name or the
     address is locked (checked before the password, which is still hashed)."""
     now = now or dt.datetime.now(dt.timezone.utc)
     keys = [f"user:{username.strip().lower()[:200]}", f"addr:{address}"]
-    account = repo.account(username)
+    account = accounts.account(username)
     usable = account is not None and account.disabled_at is None
     stored = account.password_hash if usable else _dummy_hash()
     good = verify_password(password, stored) and usable
-    if repo.locked_until(keys, now.isoformat()):
+    if accounts.locked_until(keys, now.isoformat()):
         raise LockedOut()
     if not good:
         limits = {keys[0]: settings.max_failures, keys[1]: settings.max_address_failures}
-        repo.record_login_failure(limits, now, settings.failure_window, settings.lock_for)
+        accounts.record_login_failure(limits, now, settings.failure_window, settings.lock_for)
         return None
-    repo.clear_login_failures(keys[0])
+    accounts.clear_login_failures(keys[0])
     if _hasher.check_needs_rehash(stored):
-        repo.set_password_hash(account.name, hash_password(password))
+        accounts.set_password_hash(account.name, hash_password(password))
     return account.role
 
 
-def start_session(repo: HubRepository, user: str) -> str:
+def start_session(accounts: AccountsRepository, user: str) -> str:
     """A new session for ``user``; returns the cookie value."""
     token = secrets.token_urlsafe(32)
-    repo.create_session(token_hash(token), user, secrets.token_urlsafe(32))
+    accounts.create_session(token_hash(token), user, secrets.token_urlsafe(32))
     return token
 
 
@@ -138,27 +138,27 @@ class StaffUser:
         return self.role == "admin"
 
 
-def session_user(repo: HubRepository, settings: StaffSettings, token: str | None,
+def session_user(accounts: AccountsRepository, settings: StaffSettings, token: str | None,
                  touch: bool = True) -> StaffUser | None:
     """The user of a live session, or None (and the session ended) when it
     is unknown, logged out, idle too long or its account disabled."""
     if not token:
         return None
     digest = token_hash(token)
-    row = repo.session(digest)
+    row = accounts.session(digest)
     if row is None or row.ended_at or row.disabled_at:
         return None
     idle = dt.datetime.now(dt.timezone.utc) - dt.datetime.fromisoformat(row.last_seen)
     if idle > settings.session_idle:
-        repo.end_session(digest)
+        accounts.end_session(digest)
         return None
     if touch:
-        repo.touch_session(digest)
+        accounts.touch_session(digest)
     return StaffUser(row.user, row.role, row.csrf, digest)
 
 
-def current_user(request: Request, repo: Repo, state: State) -> StaffUser:
-    user = session_user(repo, state.staff, request.cookies.get(SESSION_COOKIE))
+def current_user(request: Request, db: Db, state: State) -> StaffUser:
+    user = session_user(db.accounts, state.staff, request.cookies.get(SESSION_COOKIE))
     if user is None:
         raise PageRefused(401, SESSION_ENDED, login=True)
     return user

@@ -58,7 +58,8 @@ import nacl.secret
 import nacl.utils
 
 from ..crypto import write_secret_file
-from .db import MIGRATIONS, HubRepository, open_backend, redact_url
+from ..protocol import redact_url
+from .db import migrations, open_backend
 from .keys import HubFiles, NotInitialised, database_url, require_init
 
 MAGIC = b"clinic-hub backup v1\n"
@@ -186,8 +187,7 @@ def _pg_dump(url: str) -> tuple[list[dict], dict[str, bytes]]:
 def _migrations_applied(url: str) -> list[str]:
     backend = open_backend(url)
     try:
-        with backend.transaction() as tx:
-            return [n for (n,) in tx.execute("select name from hub_migrations order by name").fetchall()]
+        return migrations.applied(backend)
     finally:
         backend.close()
 
@@ -247,7 +247,7 @@ def read_contents(plaintext: bytes, where: str) -> Contents:
         raise BackupError(f"{where}: damaged backup (its archive or manifest cannot be read)") from None
     if manifest.get("format") != FORMAT:
         raise BackupError(f"{where}: backup format {manifest.get('format')!r} is not supported (expected {FORMAT})")
-    known = {name for name, _ in MIGRATIONS}
+    known = set(migrations.names())
     newer = [m for m in manifest.get("migrations", []) if m not in known]
     if newer:
         raise BackupError(f"{where}: made by a newer clinic-hub (database migration {newer[0]} unknown); "
@@ -314,7 +314,7 @@ def _pg_load(url: str, contents: Contents) -> None:
 
     backend = open_backend(url)
     try:
-        HubRepository(backend).migrate()
+        migrations.migrate(backend)
     finally:
         backend.close()
     with psycopg.connect(url, connect_timeout=10) as conn, conn.transaction(), conn.cursor() as cur:

@@ -33,7 +33,8 @@ from . import backup
 from . import export as exports
 from . import retention as retention_rule
 from .auth import MIN_PASSWORD, ROLES, hash_password
-from .db import DatabaseURLError, HubRepository, open_backend
+from .db import Database, DatabaseURLError, open_database
+from .export.table import CELLS
 from .keys import (
     HubFiles,
     NotInitialised,
@@ -64,29 +65,30 @@ db_option = click.option(
 )
 
 
-def _repo(files: HubFiles, db: str | None) -> HubRepository:
+def _database(files: HubFiles, db: str | None) -> Database:
+    """The hub's database, migrated; it makes each visit's CSV cells as it
+    stores it (the export's :data:`~kiosk.hub.export.table.CELLS`)."""
     url = database_url(files, db)
     try:
-        backend = open_backend(url)
+        database = open_database(url, cells=CELLS, migrate=False)
     except DatabaseURLError as exc:
         raise click.ClickException(str(exc)) from None
     except Exception as exc:  # psycopg raises many kinds; all mean "cannot connect"
         raise click.ClickException(
             redact_text(f"cannot open database {redact_url(url)}: {type(exc).__name__}: {exc}", url).splitlines()[0]
         ) from None
-    repo = HubRepository(backend)
-    repo.migrate()
-    return repo
+    database.migrate()
+    return database
 
 
-def _open(data: Path, db: str | None) -> HubRepository:
-    """The repository of an initialised hub in ``data``."""
+def _open(data: Path, db: str | None) -> Database:
+    """The database of an initialised hub in ``data``."""
     files = HubFiles(data)
     try:
         require_init(files)
     except NotInitialised as exc:
         raise click.ClickException(str(exc)) from None
-    return _repo(files, db)
+    return _database(files, db)
 
 
 def _read_password(prompt_generated: bool) -> tuple[str, bool]:
@@ -134,13 +136,13 @@ def init(data: Path, db: str | None, admin: str) -> None:
     content_signing_key(files)
     if db:
         save_settings(files, db)
-    repo = _repo(files, db)
+    database = _database(files, db)
     password, generated = _read_password(prompt_generated=True)
     try:
-        repo.add_user(admin, "admin", hash_password(password))
+        database.accounts.add_user(admin, "admin", hash_password(password))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    audit_log.record(repo, _operator(), "user.add", admin, "admin")
+    audit_log.record(database.accounts, _operator(), "user.add", admin, "admin")
     click.echo(f"clinic hub created in {data}")
     click.echo(f"TLS certificate SHA-256: {fingerprint}")
     if generated:
@@ -173,12 +175,12 @@ def serve(data: Path, db: str | None, host: str, port: int, request_timeout: flo
         require_init(files)
     except NotInitialised as exc:
         raise click.ClickException(str(exc)) from None
-    repo = _repo(files, db)
+    database = _database(files, db)
     private, public = load_keys(files)
-    app = create_app(repo, private, cert_fingerprint(files.tls_cert.read_bytes()), public,
+    app = create_app(database, private, cert_fingerprint(files.tls_cert.read_bytes()), public,
                      StaffSettings(session_idle=dt.timedelta(minutes=session_idle_minutes)),
                      signing_key=content_signing_key(files))
-    click.echo(f"clinic hub on https://{host}:{port} ({repo.backend.name})", err=True)
+    click.echo(f"clinic hub on https://{host}:{port} ({database.backend.name})", err=True)
     uvicorn.run(
         app,
         host=host,
@@ -198,7 +200,7 @@ def serve(data: Path, db: str | None, host: str, port: int, request_timeout: flo
 @click.option("--valid-hours", default=24, show_default=True, type=click.IntRange(1, 24 * 14))
 def enroll_code(data: Path, db: str | None, valid_hours: int) -> None:
     """Prints a one-time code for `clinic-kiosk enroll URL CODE`."""
-    code = _open(data, db).new_enroll_code(dt.timedelta(hours=valid_hours))
+    code = _open(data, db).kiosks.new_enroll_code(dt.timedelta(hours=valid_hours))
     click.echo(code)
 
 
@@ -214,13 +216,13 @@ def user() -> None:
 @db_option
 def user_add(name: str, role: str, data: Path, db: str | None) -> None:
     """Adds a staff account; the password is read from standard input."""
-    repo = _open(data, db)
+    accounts = _open(data, db).accounts
     password, _ = _read_password(prompt_generated=False)
     try:
-        repo.add_user(name, role, hash_password(password))
+        accounts.add_user(name, role, hash_password(password))
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    audit_log.record(repo, _operator(), "user.add", name, role)
+    audit_log.record(accounts, _operator(), "user.add", name, role)
     click.echo(f"{role} account {name!r} added")
 
 
@@ -239,7 +241,7 @@ def _operator() -> str:
 @db_option
 def user_list(data: Path, db: str | None) -> None:
     """Lists the accounts: name, role, created, state."""
-    for a in _open(data, db).accounts():
+    for a in _open(data, db).accounts.accounts():
         state = f"disabled {a.disabled_at}" if a.disabled_at else "active"
         click.echo(f"{a.name}\t{a.role}\t{a.created_at}\t{state}")
 
@@ -250,10 +252,10 @@ def user_list(data: Path, db: str | None) -> None:
 @db_option
 def user_disable(name: str, data: Path, db: str | None) -> None:
     """Disables an account and ends its sessions (accounts are never deleted)."""
-    repo = _open(data, db)
-    if not repo.disable_user(name):
+    accounts = _open(data, db).accounts
+    if not accounts.disable_user(name):
         raise click.ClickException(f"no enabled account {name!r}")
-    audit_log.record(repo, _operator(), "user.disable", name)
+    audit_log.record(accounts, _operator(), "user.disable", name)
     click.echo(f"account {name!r} disabled")
 
 
@@ -263,7 +265,7 @@ def user_disable(name: str, data: Path, db: str | None) -> None:
 @db_option
 def audit_command(since: str | None, data: Path, db: str | None) -> None:
     """Prints the audit log as JSON lines (at, user, action, target), oldest first."""
-    for entry in _open(data, db).audit_entries(_day(since, "--since")):
+    for entry in _open(data, db).accounts.audit_entries(_day(since, "--since")):
         click.echo(audit_log.json_line(entry))
 
 
@@ -278,13 +280,13 @@ def retention_command(days: int | None, off: bool, run_now: bool, data: Path, db
     """Shows or sets how long intakes stay on the hub."""
     if days is not None and off:
         raise click.UsageError("give --days or --off, not both")
-    repo = _open(data, db)
+    database = _open(data, db)
     if days is not None or off:
-        retention_rule.set_days(repo, None if off else days, _operator())
-    current = retention_rule.days(repo)
+        retention_rule.set_days(database, None if off else days, _operator())
+    current = retention_rule.days(database)
     click.echo(f"retention: {current} days" if current else "retention: off (intakes are kept)")
     if run_now:
-        n = retention_rule.run(repo, user=_operator())
+        n = retention_rule.run(database, user=_operator())
         click.echo(f"{n} intake(s) deleted")
 
 
@@ -294,7 +296,7 @@ def retention_command(days: int | None, off: bool, run_now: bool, data: Path, db
 @db_option
 def revoke(kiosk_id: str, data: Path, db: str | None) -> None:
     """Revokes every device token of KIOSK_ID; it must enroll again."""
-    n = _open(data, db).revoke(kiosk_id)
+    n = _open(data, db).kiosks.revoke(kiosk_id)
     if n == 0:
         raise click.ClickException(f"kiosk {kiosk_id!r} has no live token")
     click.echo(f"revoked {n} token(s) of {kiosk_id}")
@@ -350,7 +352,7 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
     since_day, until_day = _day(since, "--since"), _day(until, "--until")
     if out is None and fmt == "pdf" and sys.stdout.isatty():
         raise click.UsageError("a PDF cannot go to a terminal: add --out FILE.pdf")
-    repo = _open(data, db)
+    records = _open(data, db).records
     report = exports.Report()
     bar = None
     done = 0
@@ -362,9 +364,9 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
 
     try:
         if sys.stderr.isatty():
-            total = repo.count_visits(*exports.day_range(since_day, until_day))
+            total = records.count_visits(*exports.day_range(since_day, until_day))
             bar = click.progressbar(length=total, label=f"exporting {fmt}", file=sys.stderr)
-        chunks = exports.stream(fmt, repo, since_day, until_day, report=report,
+        chunks = exports.stream(fmt, records, since_day, until_day, report=report,
                                 progress=progress if bar else None)
         with bar or contextlib.nullcontext():
             if out is None:

@@ -5,7 +5,8 @@ An admin uploads a pack folder as a .zip, or one FHIR Questionnaire .json
 hub's data folder) and loaded as ``clinic-kiosk validate`` loads a pack. A
 pack that loads becomes a version: its canonical bundle
 (:func:`kiosk.content.make_bundle`), sha256 and Ed25519 signature, kept for
-good in ``content_versions`` (:class:`ContentRepository`). Publishing one
+good in ``content_versions`` (:class:`kiosk.hub.db.content.ContentRepository`,
+reached as ``db.content``). Publishing one
 version (the newest, or an older one to roll back) is what kiosks fetch on
 their next heartbeat.
 """
@@ -13,110 +14,20 @@ their next heartbeat.
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
-import secrets
 import stat
 import tempfile
 import zipfile
-from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 from nacl.signing import SigningKey
 
 from ..content import (MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, ContentError, make_bundle, name_problem,
                        selftest, write_tree)
-from ..protocol import CONTENT_PATH
-from .db import Backend, utcnow
+from .db.content import ContentRepository, ContentVersion
 
 #: Largest upload the admin form takes (the zip or .json as sent).
 MAX_UPLOAD_BYTES = 8 * 1024 * 1024
-
-@dataclass(frozen=True)
-class ContentVersion:
-    id: str
-    content_version: str
-    uploaded_at: str
-    uploaded_by: str
-    sha256: str
-    signature: str
-    published: bool
-    published_at: str | None
-
-    @property
-    def url(self) -> str:
-        return f"{CONTENT_PATH}/{self.id}"
-
-
-_COLUMNS = "id, content_version, uploaded_at, uploaded_by, sha256, signature, published, published_at"
-
-
-def _version(row) -> ContentVersion:
-    return ContentVersion(row[0], row[1], row[2], row[3], row[4], row[5], bool(row[6]), row[7])
-
-
-class ContentRepository:
-    """The ``content_versions`` table, over the hub's :class:`Backend`."""
-
-    def __init__(self, backend: Backend):
-        self.backend = backend
-
-    def add(self, content_version: str, bundle: bytes, signature: str, user: str) -> ContentVersion:
-        """Stores a version; the same bundle uploaded again is the same
-        version. Raises :class:`ContentError` when ``content_version`` is
-        already stored with other content (the version must be raised)."""
-        sha = hashlib.sha256(bundle).hexdigest()
-        with self.backend.transaction() as tx:
-            rows = tx.execute(f"select {_COLUMNS} from content_versions where content_version = ?",
-                              [content_version]).fetchall()
-            for row in rows:
-                if row[4] == sha:
-                    return _version(row)
-            if rows:
-                raise ContentError(f"pack.json:version: {content_version} is already stored with other content; "
-                                   "raise the version and upload again")
-            vid = secrets.token_hex(8)
-            tx.execute("insert into content_versions (id, content_version, uploaded_at, uploaded_by, sha256, "
-                       "signature, bundle) values (?, ?, ?, ?, ?, ?, ?)",
-                       [vid, content_version, utcnow(), user, sha, signature, bundle.decode("ascii")])
-            row = tx.execute(f"select {_COLUMNS} from content_versions where id = ?", [vid]).fetchone()
-        return _version(row)
-
-    def versions(self) -> list[ContentVersion]:
-        """Every version, newest first."""
-        with self.backend.transaction() as tx:
-            rows = tx.execute(f"select {_COLUMNS} from content_versions order by uploaded_at desc, id").fetchall()
-        return [_version(r) for r in rows]
-
-    def get(self, vid: str) -> ContentVersion | None:
-        with self.backend.transaction() as tx:
-            row = tx.execute(f"select {_COLUMNS} from content_versions where id = ?", [vid]).fetchone()
-        return _version(row) if row else None
-
-    def by_content_version(self, content_version: str) -> ContentVersion | None:
-        with self.backend.transaction() as tx:
-            row = tx.execute(f"select {_COLUMNS} from content_versions where content_version = ? "
-                             "order by uploaded_at desc limit 1", [content_version]).fetchone()
-        return _version(row) if row else None
-
-    def bundle(self, vid: str) -> bytes | None:
-        with self.backend.transaction() as tx:
-            row = tx.execute("select bundle from content_versions where id = ?", [vid]).fetchone()
-        return row[0].encode("ascii") if row else None
-
-    def publish(self, vid: str) -> bool:
-        """Makes ``vid`` the one version kiosks fetch; False when unknown."""
-        with self.backend.transaction() as tx:
-            if not tx.execute("select 1 from content_versions where id = ?", [vid]).fetchone():
-                return False
-            tx.execute("update content_versions set published = 0 where published = 1")
-            tx.execute("update content_versions set published = 1, published_at = ? where id = ?", [utcnow(), vid])
-        return True
-
-    def published(self) -> ContentVersion | None:
-        with self.backend.transaction() as tx:
-            row = tx.execute(f"select {_COLUMNS} from content_versions where published = 1").fetchone()
-        return _version(row) if row else None
 
 
 # -- uploads ----------------------------------------------------------------------

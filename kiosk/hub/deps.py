@@ -2,7 +2,9 @@
 device token. Tests override them with ``app.dependency_overrides``.
 
 The state (:class:`HubState`) is built once by :func:`kiosk.hub.app.create_app`
-and kept on ``app.state.hub``.
+and kept on ``app.state.hub``; routers reach the database through :data:`Db`
+(a :class:`kiosk.hub.db.Database`: ``db.accounts``, ``db.kiosks``,
+``db.records``, ``db.content``, ``db.settings``).
 """
 
 # No `from __future__ import annotations`: FastAPI reads these annotations at
@@ -19,7 +21,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from nacl.public import PrivateKey, SealedBox
 
-from .db import HubRepository
+from .db import Database, KiosksRepository
 from .errors import Refused
 
 
@@ -88,12 +90,12 @@ class Throttle:
 
 @dataclass
 class HubState:
-    """What every request may need: the repository, the clinic's keys, the
+    """What every request may need: the database, the clinic's keys, the
     staff page's settings, and the enrollment exchanges in flight (kept in
     memory: one finishes within seconds, and a restarted hub simply asks the
     kiosk to try again)."""
 
-    repo: HubRepository
+    db: Database
     private_key: bytes
     public_key: bytes
     cert_sha256: str
@@ -114,9 +116,8 @@ class HubState:
             from nacl.signing import SigningKey
 
             self.signing_key = bytes(SigningKey.generate())
-        from .content import ContentRepository, verify_key_b64
+        from .content import verify_key_b64
 
-        self.content = ContentRepository(self.repo.backend)
         self.content_key = verify_key_b64(self.signing_key)
 
     def put_session(self, session_id: str, session: EnrollSession) -> None:
@@ -139,21 +140,21 @@ def get_state(request: Request) -> HubState:
     return request.app.state.hub
 
 
-def get_repo(state: Annotated[HubState, Depends(get_state)]) -> HubRepository:
-    return state.repo
+def get_db(state: Annotated[HubState, Depends(get_state)]) -> Database:
+    return state.db
 
 
 bearer = HTTPBearer(auto_error=False, description="Device token from enrollment.")
 
 
-def check_token(repo: HubRepository, authorization: str | None) -> str:
+def check_token(kiosks: KiosksRepository, authorization: str | None) -> str:
     """The kiosk id an ``Authorization`` header's device token authenticates;
     raises :class:`Refused` (401) otherwise. The body guard calls it before a
     body is read; the :data:`DeviceKiosk` dependency reuses its answer."""
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token.strip():
         raise Refused(401, "missing device token: send 'Authorization: Bearer <token>' (enroll the kiosk first)")
-    found = repo.kiosk_for_token(token.strip())
+    found = kiosks.kiosk_for_token(token.strip())
     if found is None:
         raise Refused(401, "device token is not valid or was revoked: enroll the kiosk again")
     return found
@@ -165,7 +166,7 @@ SCOPE_KIOSK = "device_kiosk"
 
 def device_kiosk(
     request: Request,
-    repo: Annotated[HubRepository, Depends(get_repo)],
+    db: Annotated[Database, Depends(get_db)],
     creds: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> str:
     """The kiosk id that the request's device token authenticates."""
@@ -173,9 +174,9 @@ def device_kiosk(
     if known:
         return known
     header = f"{creds.scheme} {creds.credentials}" if creds else None
-    return check_token(repo, header)
+    return check_token(db.kiosks, header)
 
 
-Repo = Annotated[HubRepository, Depends(get_repo)]
+Db = Annotated[Database, Depends(get_db)]
 State = Annotated[HubState, Depends(get_state)]
 DeviceKiosk = Annotated[str, Depends(device_kiosk)]

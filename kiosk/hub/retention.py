@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Iterable
 
 from . import audit
-from .db import HubRepository
+from .db import Database
 
 SETTING = "retention_days"
 MAX_DAYS = 36500
@@ -54,31 +54,31 @@ def due(records: Iterable[tuple[str, str, str, str | None]], now: dt.datetime, k
     return out
 
 
-def days(repo: HubRepository) -> int | None:
-    value = repo.setting(SETTING)
+def days(db: Database) -> int | None:
+    value = db.settings.setting(SETTING)
     return int(value) if value else None
 
 
-def set_days(repo: HubRepository, value: int | None, user: str) -> None:
+def set_days(db: Database, value: int | None, user: str) -> None:
     """Sets (or with None, clears) the period; raises ValueError when it is
     out of range."""
     if value is not None and not 1 <= value <= MAX_DAYS:
         raise ValueError(f"retention must be between 1 and {MAX_DAYS} days, got {value}")
-    repo.set_setting(SETTING, "" if value is None else str(value))
-    audit.record(repo, user, "retention.set", "off" if value is None else f"{value} days")
+    db.settings.set_setting(SETTING, "" if value is None else str(value))
+    audit.record(db.accounts, user, "retention.set", "off" if value is None else f"{value} days")
 
 
-def run(repo: HubRepository, now: dt.datetime | None = None, user: str = "retention") -> int:
+def run(db: Database, now: dt.datetime | None = None, user: str = "retention") -> int:
     """Deletes what is due under the clinic's setting; returns how many
     intakes went (the deletion is audited when anything went)."""
-    period = days(repo)
+    period = days(db)
     if period is None:
         return 0
     now = now or dt.datetime.now(dt.timezone.utc)
-    found = due(repo.record_ages(), now, dt.timedelta(days=period))
+    found = due(db.records.record_ages(), now, dt.timedelta(days=period))
     if not found.record_ids:
         return 0
-    n = repo.delete_records(found.record_ids, found.intake_ids)
-    audit.record(repo, user, "retention.delete",
+    n = db.records.delete_records(found.record_ids, found.intake_ids)
+    audit.record(db.accounts, user, "retention.delete",
                  f"{len(found.intake_ids)} intake(s), {n} record(s)", f"older than {period} days")
     return len(found.intake_ids)

@@ -3,7 +3,7 @@
 * ``export_csv_per_s``: intakes per second of ``clinic-hub``'s CSV export
   over 100,000 stored intakes on SQLite, written through the private
   temporary file. The hub makes each visit's CSV cells when it stores it
-  (``HubRepository.store_batch``), so the export only reads them.
+  (``db.records.store_batch``), so the export only reads them.
 * ``export_cells_fill_per_s``: intakes per second of making those cells
   for visits stored without them (an older hub's records, made at the
   next export): the part of the CSV's cost that moved to ingest.
@@ -40,13 +40,14 @@ CHILD = """
 import json, resource, sys, time
 from pathlib import Path
 from kiosk.hub import export
-from kiosk.hub.db import HubRepository, open_backend
+from kiosk.hub.db import open_database
+from kiosk.hub.export.table import CELLS
 
 fmt, url, out = sys.argv[1:4]
-repo = HubRepository(open_backend(url))
+db = open_database(url, cells=CELLS, migrate=False)
 report = export.Report()
 start, cpu = time.perf_counter(), time.process_time()
-export.write_file(Path(out), export.stream(fmt, repo, report=report))
+export.write_file(Path(out), export.stream(fmt, db.records, report=report))
 seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss over from the parent
 # through fork and exec, so it would report the bench's own peak.
@@ -63,7 +64,7 @@ def make_intakes(url: str, n: int) -> None:
     import datetime as dt
     import uuid
 
-    from kiosk.hub.db import HubRepository, open_backend
+    from kiosk.hub.db import open_database
     from tests.hub.intakes import intake
 
     texts = []
@@ -79,9 +80,7 @@ def make_intakes(url: str, n: int) -> None:
             del template["answers"][link_id]
         texts.append(json.dumps(template, ensure_ascii=False))
     start = dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc)
-    backend = open_backend(url)
-    HubRepository(backend).migrate()
-    backend.close()
+    open_database(url).close()
     # Straight into the file in big transactions without waiting for the
     # disk: this is setup, not what is measured.
     conn = sqlite3.connect(url.removeprefix("sqlite:///"), isolation_level=None)
@@ -106,16 +105,13 @@ def make_intakes(url: str, n: int) -> None:
 def fill_cells(url: str) -> float:
     """Seconds to make the CSV cells of every stored intake, as the hub
     does at ingest (and an export does for records stored without them)."""
-    from kiosk.hub.db import HubRepository, open_backend
+    from kiosk.hub.db import open_database
     from kiosk.hub.export.table import CELLS_VERSION, visit_cells
 
-    backend = open_backend(url)
-    try:
+    with open_database(url, migrate=False) as db:
         start = time.perf_counter()
-        made = HubRepository(backend).fill_visit_cells(None, None, CELLS_VERSION, visit_cells)
+        made = db.records.fill_visit_cells(None, None, CELLS_VERSION, visit_cells)
         seconds = time.perf_counter() - start
-    finally:
-        backend.close()
     if made != INTAKES:
         raise RuntimeError(f"made the cells of {made} intakes, expected {INTAKES}")
     return seconds

@@ -10,7 +10,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from kiosk.hub import cli as hub_cli
-from kiosk.hub.db import HubRepository, IncomingRecord, open_backend
+from kiosk.hub.db import IncomingRecord, open_database
+from kiosk.hub.export.table import CELLS
 from tests.hub.conftest import PATIENT_NAME, Hub, make_visit
 
 PASSPHRASE = "correct horse battery staple"
@@ -21,8 +22,7 @@ def hub_cli_run(*args: str, input: str | None = None):
 
 
 def add_visits(db: str, n: int) -> None:
-    backend = open_backend(db)
-    try:
+    with open_database(db, cells=CELLS, migrate=False) as database:
         records = []
         for i in range(n):
             payload = json.dumps(make_visit(i))
@@ -30,9 +30,7 @@ def add_visits(db: str, n: int) -> None:
                 id=f"rec-{i}", kind="visit", digest=hashlib.sha256(payload.encode()).hexdigest(),
                 payload_json=payload, intake_id=make_visit(i)["intake_id"],
                 submitted_at=make_visit(i)["submitted_at"]))
-        HubRepository(backend).store_batch("kiosk-1", records)
-    finally:
-        backend.close()
+        database.records.store_batch("kiosk-1", records)
 
 
 def new_machine_db(old_db: str, tmp_path: Path, request) -> str:
@@ -69,11 +67,8 @@ def test_backup_restores_keys_accounts_and_visits_on_a_new_machine(tmp_path, db_
     exported = hub_cli_run("export", "--out", str(out), "--data", str(new_data), "--db", new_db)
     assert exported.exit_code == 0, exported.output
     assert out.read_text().count(PATIENT_NAME) == 25
-    backend = open_backend(new_db)
-    try:
-        assert HubRepository(backend).user("reception") is not None
-    finally:
-        backend.close()
+    with open_database(new_db, migrate=False) as db:
+        assert db.accounts.user("reception") is not None
 
 
 def test_wrong_passphrase_is_one_line_and_changes_nothing(tmp_path, sqlite_url):
@@ -129,11 +124,8 @@ def test_restore_refuses_to_replace_a_hub_unless_forced_and_keeps_what_it_replac
     [aside] = other.data.glob("before-restore-*")
     assert (aside / "clinic.key").read_bytes() == other_key
     assert (aside / "hub.db").exists()
-    backend = open_backend(other_db)
-    try:
-        assert HubRepository(backend).count_records("visit") == 3
-    finally:
-        backend.close()
+    with open_database(other_db, migrate=False) as db:
+        assert db.records.count_records("visit") == 3
 
 
 def test_backup_of_a_missing_hub_and_a_short_passphrase_say_what_is_wrong(tmp_path, sqlite_url):
@@ -163,8 +155,5 @@ def test_backup_of_a_serving_hub_is_consistent(tmp_path, sqlite_url):
     restored = hub_cli_run("restore", str(backup), "--data", str(tmp_path / "new-hub"), "--db", new_db,
                            input=PASSPHRASE + "\n")
     assert restored.exit_code == 0, restored.output
-    backend = open_backend(new_db)
-    try:
-        assert HubRepository(backend).count_records("visit") == 40
-    finally:
-        backend.close()
+    with open_database(new_db, migrate=False) as db:
+        assert db.records.count_records("visit") == 40

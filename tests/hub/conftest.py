@@ -27,7 +27,7 @@ from click.testing import CliRunner
 
 from kiosk.config import Config
 from kiosk.hub import cli as hub_cli
-from kiosk.hub.db import HubRepository, open_backend
+from kiosk.hub.db import open_database
 from kiosk.sync import enroll_command
 from tests.tools import missing
 
@@ -222,11 +222,9 @@ class Hub:
 
     @contextlib.contextmanager
     def repo(self):
-        backend = open_backend(self.db)
-        try:
-            yield HubRepository(backend)
-        finally:
-            backend.close()
+        """The hub's records (``db.records``), read beside the running hub."""
+        with open_database(self.db, migrate=False) as db:
+            yield db.records
 
     def visit_copies(self) -> dict[str, int]:
         """intake_id -> how many visit rows the hub holds for it."""

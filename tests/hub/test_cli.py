@@ -161,14 +161,13 @@ def test_a_record_the_hub_refuses_is_set_aside_and_the_rest_still_syncs(hub, kio
 
 def test_staff_passwords_are_stored_hashed(tmp_path):
     from kiosk.hub.auth import verify_password
-    from kiosk.hub.db import HubRepository, open_backend
+    from kiosk.hub.db import open_database
 
     data = tmp_path / "hub"
     runner = CliRunner()
     assert runner.invoke(hub_cli.main, ["init", "--data", str(data)], input="admin-secret-1\n").exit_code == 0
-    backend = open_backend(f"sqlite:///{data / 'hub.db'}")
-    role, stored = HubRepository(backend).user("admin")
-    backend.close()
+    with open_database(f"sqlite:///{data / 'hub.db'}", migrate=False) as db:
+        role, stored = db.accounts.user("admin")
     assert role == "admin"
     assert "admin-secret-1" not in stored
     assert verify_password("admin-secret-1", stored)

@@ -18,7 +18,7 @@ import pytest
 from fhir.resources.R4B.bundle import Bundle
 
 from kiosk.hub import export
-from kiosk.hub.db import Conflict, HubRepository, IncomingRecord, open_backend
+from kiosk.hub.db import Conflict, IncomingRecord, open_database
 from kiosk.hub.export import fhir as fhir_export
 from kiosk.hub.export import pdf as pdf_export
 from kiosk.hub.export import table
@@ -31,11 +31,10 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 
 @pytest.fixture
 def repo(db_url):
-    backend = open_backend(db_url)
-    r = HubRepository(backend)
-    r.migrate()
-    yield r
-    backend.close()
+    """The records of a hub that makes the CSV cells as it stores visits."""
+    db = open_database(db_url, cells=table.CELLS)
+    yield db.records
+    db.close()
 
 
 def run(fmt: str, repo, **kw) -> tuple[bytes, export.Report]:
@@ -167,7 +166,7 @@ def test_since_and_until_are_whole_days(repo):
 
 
 def stored_through_the_api(repo, visits: list[dict], kiosk_id: str = "kiosk-1") -> list[str]:
-    """Stores visits as the sync API does, with :meth:`HubRepository.store_batch`."""
+    """Stores visits as the sync API does, with :meth:`RecordsRepository.store_batch`."""
     records = []
     for v in visits:
         text = json.dumps(v, sort_keys=True, ensure_ascii=False)

@@ -2,14 +2,15 @@
 Bundle and a printable PDF, for `clinic-hub export` and the staff page.
 
 >>> with open("visits.csv", "wb") as out:          # doctest: +SKIP
-...     for chunk in stream("csv", repo, since="2026-11-01"):
+...     for chunk in stream("csv", db.records, since="2026-11-01"):
 ...         out.write(chunk)
 
 Every format streams, so 100,000 intakes go out in bounded memory (the PDF,
 a printout, is capped at :data:`PDF_MAX_INTAKES`): JSON lines, FHIR and PDF
-from the payloads (:meth:`HubRepository.iter_visits`), the CSV from cells
-the hub made when it stored each visit (:meth:`HubRepository.iter_visit_cells`,
-see :mod:`.table`). A stored record that cannot be read (broken JSON,
+from the payloads (``iter_visits`` of the hub's ``db.records``), the CSV from
+cells the hub made when it stored each visit (``iter_visit_cells``, see
+:mod:`.table`, which hands the data layer the :data:`~.table.CELLS` that
+make them). A stored record that cannot be read (broken JSON,
 a payload that is not an object) is skipped, and a value of the wrong type or
 of absurd size is rendered safely; both are counted in a :class:`Report`,
 which names record ids only, never patient data.
@@ -49,7 +50,7 @@ PDF_MAX_INTAKES = 1000
 
 def day_range(since: dt.date | str | None, until: dt.date | str | None) -> tuple[str | None, str | None]:
     """Inclusive days ``since``..``until`` as the (since, before) bounds of
-    :meth:`HubRepository.iter_visits`. ``until`` counts the whole day.
+    :meth:`~kiosk.hub.db.records.RecordsRepository.iter_visits`. ``until`` counts the whole day.
 
     >>> day_range("2026-11-01", dt.date(2026, 11, 30))
     ('2026-11-01', '2026-12-01')
@@ -69,10 +70,11 @@ def day_range(since: dt.date | str | None, until: dt.date | str | None) -> tuple
             (last + dt.timedelta(days=1)).isoformat() if last else None)
 
 
-def stream(fmt: str, repo, since: dt.date | str | None = None, until: dt.date | str | None = None, *,
+def stream(fmt: str, records, since: dt.date | str | None = None, until: dt.date | str | None = None, *,
            report: Report | None = None, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
     """The export of the visits submitted from ``since`` to ``until``
-    (inclusive days, either open) in format ``fmt``, as chunks of bytes.
+    (inclusive days, either open) in format ``fmt``, as chunks of bytes,
+    read from ``records`` (the hub's ``db.records``).
 
     ``report`` collects counts and warnings; ``progress`` is called with the
     number of intakes done so far. Raises :class:`ExportError` before the
@@ -86,28 +88,28 @@ def stream(fmt: str, repo, since: dt.date | str | None = None, until: dt.date | 
         from . import pdf  # fpdf2 and the font are needed only here
 
         pdf.check_font()
-        total = repo.count_visits(first, before)
+        total = records.count_visits(first, before)
         if total > PDF_MAX_INTAKES:
             raise ExportError(f"a PDF holds at most {PDF_MAX_INTAKES} intakes and this range has {total}: "
                               "narrow it with --since/--until, or export csv, json or fhir")
-        return pdf.stream(repo, first, before, report, progress)
+        return pdf.stream(records, first, before, report, progress)
     if fmt == "csv":
         from . import table
 
-        return table.stream(repo, first, before, report, progress)
+        return table.stream(records, first, before, report, progress)
     if fmt == "json":
-        return _json_lines(repo, first, before, report, progress)
+        return _json_lines(records, first, before, report, progress)
     from . import fhir
 
-    return fhir.stream(repo, first, before, report, progress)
+    return fhir.stream(records, first, before, report, progress)
 
 
-def _json_lines(repo, since, before, report, progress) -> Iterator[bytes]:
+def _json_lines(records, since, before, report, progress) -> Iterator[bytes]:
     """One stored payload per line, its ``kiosk_id`` the authenticated one."""
     decoder = msgspec.json.Decoder(dict)
     encode = msgspec.json.Encoder().encode
     buf = bytearray()
-    for _, kiosk_id, payload in counted(read_visits(repo, since, before, decoder, report), report, progress):
+    for _, kiosk_id, payload in counted(read_visits(records, since, before, decoder, report), report, progress):
         payload["kiosk_id"] = kiosk_id
         buf += encode(payload)
         buf += b"\n"

@@ -90,11 +90,11 @@ def all_answers(visit: Any) -> dict:
     return {**computed, **answers}
 
 
-def read_visits(repo, since: str | None, before: str | None, decoder: msgspec.json.Decoder,
+def read_visits(records, since: str | None, before: str | None, decoder: msgspec.json.Decoder,
                 report: Report) -> Iterator[tuple[str, str, Any]]:
     """(record id, kiosk id, decoded payload) of each readable visit;
     unreadable ones are skipped and reported."""
-    for record_id, kiosk_id, payload in repo.iter_visits(since, before):
+    for record_id, kiosk_id, payload in records.iter_visits(since, before):
         try:
             visit = decoder.decode(payload)
         except msgspec.ValidationError:

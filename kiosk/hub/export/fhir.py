@@ -203,7 +203,7 @@ def _full_url(intake_id: Any) -> str | None:
         return None
 
 
-def stream(repo, since: str | None, before: str | None, report: Report,
+def stream(records, since: str | None, before: str | None, report: Report,
            progress: Callable[[int], None] | None) -> Iterator[bytes]:
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     yield b'{"resourceType":"Bundle","type":"collection","timestamp":' + _encode(now)
@@ -211,7 +211,7 @@ def stream(repo, since: str | None, before: str | None, report: Report,
     separator = b',"entry":['
     buf = bytearray()
     decoder = msgspec.json.Decoder(_Visit)
-    for _, _, visit in counted(read_visits(repo, since, before, decoder, report), report, progress):
+    for _, _, visit in counted(read_visits(records, since, before, decoder, report), report, progress):
         buf += separator
         url = _full_url(visit.intake_id)
         buf += b'{"fullUrl":' + _encode(url) + b',"resource":' if url else b'{"resource":'

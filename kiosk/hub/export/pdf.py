@@ -368,11 +368,11 @@ class IntakePages(FPDF):
                 y += h
 
 
-def stream(repo, since: str | None, before: str | None, report: Report,
+def stream(records, since: str | None, before: str | None, report: Report,
            progress: Callable[[int], None] | None) -> Iterator[bytes]:
     doc = IntakePages()
     decoder = msgspec.json.Decoder(StoredVisit)
-    for record_id, kiosk_id, visit in counted(read_visits(repo, since, before, decoder, report), report, progress):
+    for record_id, kiosk_id, visit in counted(read_visits(records, since, before, decoder, report), report, progress):
         try:
             doc.add_intake(visit, kiosk_id)
         except Exception as exc:  # noqa: BLE001 - one odd record must not sink the printout

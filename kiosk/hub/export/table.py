@@ -6,7 +6,8 @@ several, such as a band), from what the kiosk sent with each visit
 (``display.scores``, or the result's scores of a visit from an older kiosk).
 
 Each visit's cells are made once, when the hub stores it
-(:func:`visit_cells`, called by :meth:`HubRepository.store_batch`), already
+(:func:`visit_cells`, handed to the data layer as :data:`CELLS` and called by
+:meth:`kiosk.hub.db.records.RecordsRepository.store_batch`), already
 neutralised and CSV-quoted: the fixed columns as one piece of CSV text, the
 linkId cells as a list in the order of the visit's own sorted linkIds, whose
 set (its *shape*) is kept once in a small table. An export then never parses
@@ -34,6 +35,7 @@ from typing import Any, Callable, Iterable, Iterator, Optional
 
 import msgspec
 
+from ..db.records import CellFormat
 from .common import PROGRESS_EVERY, all_answers, as_dict
 
 CSV_COLUMNS = [
@@ -312,6 +314,11 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
                       notes=_encode(notes).decode("utf-8") if notes else None)
 
 
+#: What the hub's database makes each visit's cells with when it stores it
+#: (``open_database(url, cells=CELLS)``): the data layer never imports this module.
+CELLS = CellFormat(CELLS_VERSION, visit_cells)
+
+
 def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
     """What turns the stored ``line`` of a visit whose linkIds are
     ``link_ids`` into its CSV row under the export's sorted ``columns``
@@ -337,13 +344,13 @@ def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
     return make
 
 
-def stream(repo, since: str | None, before: str | None, report,
+def stream(records, since: str | None, before: str | None, report,
            progress: Callable[[int], None] | None) -> Iterator[bytes]:
     """The CSV export of the visits from ``since`` to ``before``."""
-    shapes, missing = repo.visit_cell_shapes(since, before, CELLS_VERSION)
+    shapes, missing = records.visit_cell_shapes(since, before, CELLS_VERSION)
     if missing:
-        repo.fill_visit_cells(since, before, CELLS_VERSION, visit_cells)
-        shapes, _ = repo.visit_cell_shapes(since, before, CELLS_VERSION)
+        records.fill_visit_cells(since, before, CELLS_VERSION, visit_cells)
+        shapes, _ = records.visit_cell_shapes(since, before, CELLS_VERSION)
     keys_of = {shape: _decode_list(link_ids) for shape, link_ids in shapes.items()}
     every = {k for keys in keys_of.values() for k in keys}
     # The linkIds, then the scores (a visit's own keys are in this order too).
@@ -351,13 +358,13 @@ def stream(repo, since: str | None, before: str | None, report,
     makers = {shape: row_maker(columns, keys) for shape, keys in keys_of.items()}
     del keys_of
     out = [",".join([*CSV_COLUMNS, *(quote(cell(header(k))) for k in columns)]), "\r\n"]
-    for record_id, shape, line, notes, problem in repo.iter_visit_cells(since, before, CELLS_VERSION):
+    for record_id, shape, line, notes, problem in records.iter_visit_cells(since, before, CELLS_VERSION):
         if problem is not None:
             report.skip(record_id, problem)
             continue
         make = makers.get(shape)
         if make is None:  # a shape first stored during this export
-            keys = _decode_list(repo.visit_cell_shape(shape) or "[]")
+            keys = _decode_list(records.visit_cell_shape(shape) or "[]")
             if not set(columns).issuperset(keys):
                 report.note(NOTE_LATE)
             make = makers[shape] = row_maker(columns, keys)

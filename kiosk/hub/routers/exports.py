@@ -18,7 +18,7 @@ from fastapi.responses import StreamingResponse
 from .. import audit
 from .. import export as exports
 from ..auth import Csrf, PageRefused, Staff
-from ..deps import Repo
+from ..deps import Db
 from .staff import render
 
 router = APIRouter(tags=["exports"], include_in_schema=False)
@@ -41,7 +41,7 @@ def export_page(request: Request, user: Staff):
 @router.post("/exports/download")
 def download(
     user: Csrf,
-    repo: Repo,
+    db: Db,
     fmt: Annotated[str, Form(alias="format", max_length=10)] = "csv",
     since: Annotated[str, Form(max_length=20)] = "",
     until: Annotated[str, Form(max_length=20)] = "",
@@ -52,12 +52,12 @@ def download(
     try:
         # A range the format cannot take (dates reversed, a PDF of too many
         # intakes) is refused before the first byte, as a page, not a broken download.
-        chunks = exports.stream(fmt, repo, since_iso, until_iso)
+        chunks = exports.stream(fmt, db.records, since_iso, until_iso)
         first = next(chunks, b"")
     except exports.ExportError as exc:
         raise PageRefused(422, f"{exc}; nothing was exported.") from None
     span = f"{since_iso or 'start'}..{until_iso or 'now'}"
-    audit.record(repo, user.name, "export", f"{fmt} {span}")
+    audit.record(db.accounts, user.name, "export", f"{fmt} {span}")
     name = f"intakes-{dt.date.today().isoformat()}{exports.FILE_SUFFIX[fmt]}"
     return StreamingResponse(
         itertools.chain([first], chunks),

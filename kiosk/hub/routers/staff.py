@@ -48,8 +48,8 @@ from ..auth import (
     set_session_cookie,
     start_session,
 )
-from ..db import HubRepository, StoredRecord
-from ..deps import Repo, State
+from ..db import Database, RecordsRepository, StoredRecord
+from ..deps import Db, State
 from ..view import patient_name, visit_view
 
 log = logging.getLogger(__name__)
@@ -164,12 +164,12 @@ def today_start(now: dt.datetime) -> str:
     return local.replace(hour=0, minute=0, second=0, microsecond=0).astimezone(dt.timezone.utc).isoformat()
 
 
-def live_view(repo: HubRepository, now: dt.datetime) -> tuple[list[Banner], list[Row]]:
+def live_view(records: RecordsRepository, now: dt.datetime) -> tuple[list[Banner], list[Row]]:
     """Open alerts (oldest first, emergencies before staff calls) and
     today's intakes (emergencies and urgent first, then longest waiting)."""
-    today = repo.records_received_since(today_start(now))
-    open_alerts = repo.unacknowledged_alerts()
-    reviews = repo.reviews()
+    today = records.records_received_since(today_start(now))
+    open_alerts = records.unacknowledged_alerts()
+    reviews = records.reviews()
     rows: dict[str, Row] = {}
     names: dict[str, str] = {}
     for rec in today + open_alerts:
@@ -200,9 +200,9 @@ def live_view(repo: HubRepository, now: dt.datetime) -> tuple[list[Banner], list
     return banners, ordered
 
 
-def render_live(request: Request, repo: HubRepository, user) -> str:
+def render_live(request: Request, records: RecordsRepository, user) -> str:
     now = dt.datetime.now(dt.timezone.utc)
-    banners, rows = live_view(repo, now)
+    banners, rows = live_view(records, now)
     return templates.get_template("_live.html").render(
         request=request, banners=banners, rows=rows, user=user, now=now
     )
@@ -212,8 +212,8 @@ def render_live(request: Request, repo: HubRepository, user) -> str:
 
 
 @router.get("/login")
-def login_form(request: Request, repo: Repo, state: State, next: str = "/"):
-    if session_user(repo, state.staff, request.cookies.get(SESSION_COOKIE), touch=False):
+def login_form(request: Request, db: Db, state: State, next: str = "/"):
+    if session_user(db.accounts, state.staff, request.cookies.get(SESSION_COOKIE), touch=False):
         return RedirectResponse(_safe_next(next), status_code=303)
     return _login_page(request, next=next)
 
@@ -233,7 +233,7 @@ def _safe_next(value: str) -> str:
 @router.post("/login")
 def login(
     request: Request,
-    repo: Repo,
+    db: Db,
     state: State,
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
@@ -244,25 +244,25 @@ def login(
     if not csrf or not secrets.compare_digest(csrf, cookie):
         return _login_page(request, 403, "The login form was out of date. Please try again.", next)
     try:
-        role = authenticate(repo, state.staff, username, password, client_address(request))
+        role = authenticate(db.accounts, state.staff, username, password, client_address(request))
     except LockedOut:
-        audit.record(repo, username or "?", "login.failed", username or "?", "locked")
+        audit.record(db.accounts, username or "?", "login.failed", username or "?", "locked")
         minutes = int(state.staff.lock_for.total_seconds() // 60)
         return _login_page(request, 429, LOCKED.format(minutes=minutes), next)
     if role is None:
-        audit.record(repo, username or "?", "login.failed", username or "?")
+        audit.record(db.accounts, username or "?", "login.failed", username or "?")
         return _login_page(request, 401, WRONG_LOGIN, next)
-    audit.record(repo, username, "login", username)
+    audit.record(db.accounts, username, "login", username)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    set_session_cookie(response, start_session(repo, username))
+    set_session_cookie(response, start_session(db.accounts, username))
     response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
 @router.post("/logout")
-def logout(user: Csrf, repo: Repo):
-    repo.end_session(user.session)
-    audit.record(repo, user.name, "logout", user.name)
+def logout(user: Csrf, db: Db):
+    db.accounts.end_session(user.session)
+    audit.record(db.accounts, user.name, "logout", user.name)
     response = RedirectResponse("/login", status_code=303)
     response.delete_cookie(SESSION_COOKIE, path="/")
     return response
@@ -272,12 +272,12 @@ def logout(user: Csrf, repo: Repo):
 
 
 @router.get("/")
-def live_list(request: Request, user: Staff, repo: Repo):
-    return render(request, "list.html", user=user, live=render_live(request, repo, user))
+def live_list(request: Request, user: Staff, db: Db):
+    return render(request, "list.html", user=user, live=render_live(request, db.records, user))
 
 
 @router.get("/events")
-async def events(request: Request, user: Staff, repo: Repo, state: State):
+async def events(request: Request, user: Staff, db: Db, state: State):
     """Server-sent events: ``update`` with the live fragment whenever
     something changed (and every :data:`REFRESH_S`), ``ended`` when the
     session is over. The stream itself does not keep a session alive."""
@@ -287,13 +287,13 @@ async def events(request: Request, user: Staff, repo: Repo, state: State):
         last, sent_at = None, 0.0
         loop = asyncio.get_running_loop()
         while True:
-            alive = await run_in_threadpool(session_user, repo, state.staff, token, False)
+            alive = await run_in_threadpool(session_user, db.accounts, state.staff, token, False)
             if alive is None:
                 yield ServerSentEvent(data="/login", event="ended")
                 return
-            marker = await run_in_threadpool(repo.change_marker)
+            marker = await run_in_threadpool(db.records.change_marker)
             if marker != last or loop.time() - sent_at > REFRESH_S:
-                html = await run_in_threadpool(render_live, request, repo, user)
+                html = await run_in_threadpool(render_live, request, db.records, user)
                 yield ServerSentEvent(data=html, event="update", retry=1000)
                 last, sent_at = marker, loop.time()
             await asyncio.sleep(POLL_S)
@@ -302,11 +302,11 @@ async def events(request: Request, user: Staff, repo: Repo, state: State):
 
 
 @router.get("/whoami")
-def whoami(request: Request, repo: Repo, state: State):
+def whoami(request: Request, db: Db, state: State):
     """Who the session belongs to, or 401: the page's script asks before it
     reconnects, so a logged-out tab goes to the login form. Does not count
     as activity."""
-    user = session_user(repo, state.staff, request.cookies.get(SESSION_COOKIE), touch=False)
+    user = session_user(db.accounts, state.staff, request.cookies.get(SESSION_COOKIE), touch=False)
     if user is None:
         return JSONResponse({"detail": "not logged in"}, status_code=401)
     return {"user": user.name, "role": user.role}
@@ -316,37 +316,37 @@ def whoami(request: Request, repo: Repo, state: State):
 
 
 @router.post("/alerts/{record_id}/ack")
-def acknowledge(record_id: str, user: Csrf, repo: Repo):
-    if not valid_intake_id(record_id) or repo.alert_record(record_id) is None:
+def acknowledge(record_id: str, user: Csrf, db: Db):
+    if not valid_intake_id(record_id) or db.records.alert_record(record_id) is None:
         raise PageRefused(404, "There is no such alert on the hub.")
-    if repo.acknowledge_alert(record_id, user.name):
-        audit.record(repo, user.name, "alert.ack", record_id)
+    if db.records.acknowledge_alert(record_id, user.name):
+        audit.record(db.accounts, user.name, "alert.ack", record_id)
     return RedirectResponse("/", status_code=303)
 
 
 @router.post("/intakes/{intake_id}/review")
-def mark_reviewed(intake_id: str, user: Csrf, repo: Repo):
-    _intake_records(repo, intake_id)
-    if repo.mark_reviewed(intake_id, user.name):
-        audit.record(repo, user.name, "intake.review", intake_id)
+def mark_reviewed(intake_id: str, user: Csrf, db: Db):
+    _intake_records(db.records, intake_id)
+    if db.records.mark_reviewed(intake_id, user.name):
+        audit.record(db.accounts, user.name, "intake.review", intake_id)
     return RedirectResponse(f"/intakes/{intake_id}", status_code=303)
 
 
 # -- the intake page -------------------------------------------------------------------------
 
 
-def _intake_records(repo: HubRepository, intake_id: str) -> list[StoredRecord]:
-    records = repo.intake_records(intake_id) if valid_intake_id(intake_id) else []
-    if not records:
+def _intake_records(records: RecordsRepository, intake_id: str) -> list[StoredRecord]:
+    found = records.intake_records(intake_id) if valid_intake_id(intake_id) else []
+    if not found:
         raise PageRefused(404, NOT_FOUND)
-    return records
+    return found
 
 
-def intake_context(repo: HubRepository, intake_id: str) -> dict:
-    records = _intake_records(repo, intake_id)
+def intake_context(db: Database, intake_id: str) -> dict:
+    records = _intake_records(db.records, intake_id)
     visits = [r for r in records if r.kind == "visit"]
     visit = visits[-1] if visits else None
-    acks = repo.acknowledgements()
+    acks = db.records.acknowledgements()
     alerts = [(r, acks.get(r.id)) for r in records if r.kind != "visit" and r.payload.get("kind") in ALERT_LABEL]
     payload = visit.payload if visit else {}
     result = payload.get("result") or {}
@@ -363,21 +363,21 @@ def intake_context(repo: HubRepository, intake_id: str) -> dict:
         "not_answered": payload.get("not_answered") or [],
         "alerts": alerts,
         "kiosk_id": visit.kiosk_id if visit else records[0].kiosk_id,
-        "review": repo.reviews().get(intake_id),
+        "review": db.records.reviews().get(intake_id),
     }
 
 
 @router.get("/intakes/{intake_id}")
-def intake_page(request: Request, intake_id: str, user: Staff, repo: Repo):
-    context = intake_context(repo, intake_id)
-    audit.record(repo, user.name, "intake.view", intake_id)
+def intake_page(request: Request, intake_id: str, user: Staff, db: Db):
+    context = intake_context(db, intake_id)
+    audit.record(db.accounts, user.name, "intake.view", intake_id)
     return render(request, "intake.html", user=user, printing=False, **context)
 
 
 @router.get("/intakes/{intake_id}/print")
-def intake_print(request: Request, intake_id: str, user: Staff, repo: Repo):
-    context = intake_context(repo, intake_id)
-    audit.record(repo, user.name, "intake.view", intake_id, "print")
+def intake_print(request: Request, intake_id: str, user: Staff, db: Db):
+    context = intake_context(db, intake_id)
+    audit.record(db.accounts, user.name, "intake.view", intake_id, "print")
     return render(request, "intake.html", user=user, printing=True, **context)
 
 

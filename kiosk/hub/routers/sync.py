@@ -68,7 +68,7 @@ def enroll_start(req: p.EnrollStart, state: State, request: Request) -> p.Enroll
         log.warning("enrollment: too many attempts from %s; refused", client)
         raise Refused(429, "too many enrollment attempts from this address: wait a minute and try again")
     try:
-        password = state.repo.start_enrollment(req.code_id, state.enroll_attempts)
+        password = state.db.kiosks.start_enrollment(req.code_id, state.enroll_attempts)
     except CodeRefused as exc:
         log.warning("enrollment: refused code %s from %s: %s", req.code_id, client, str(exc).split(":")[0])
         raise Refused(403, str(exc)) from None
@@ -105,7 +105,7 @@ def enroll_finish(req: p.EnrollFinish, state: State, request: Request) -> p.Enro
         raise Refused(403, "enrollment failed: the kiosk's confirmation does not match (wrong code, or an "
                            "intercepted connection)")
     try:
-        kiosk_id, token = state.repo.finish_enrollment(session.code_id, session.name)
+        kiosk_id, token = state.db.kiosks.finish_enrollment(session.code_id, session.name)
     except CodeRefused as exc:
         raise Refused(403, str(exc)) from None
     log.warning("enrollment: kiosk %s (%r) enrolled with code %s from %s", kiosk_id, session.name,
@@ -119,9 +119,9 @@ def enroll_finish(req: p.EnrollFinish, state: State, request: Request) -> p.Enro
 def heartbeat(beat: p.Heartbeat, kiosk: DeviceKiosk, state: State) -> p.HeartbeatResponse:
     """A kiosk's report on every sync cycle; answers which of its open
     alerts staff have acknowledged."""
-    state.repo.record_heartbeat(kiosk, beat.model_dump_json())
-    acked = state.repo.acknowledged_among(kiosk, [str(i) for i in beat.open_alerts])
-    published = state.content.published()
+    state.db.kiosks.record_heartbeat(kiosk, beat.model_dump_json())
+    acked = state.db.records.acknowledged_among(kiosk, [str(i) for i in beat.open_alerts])
+    published = state.db.content.published()
     offer = None
     if published is not None:
         offer = p.ContentOffer(version=published.content_version, sha256=published.sha256, url=published.url,
@@ -134,7 +134,7 @@ def heartbeat(beat: p.Heartbeat, kiosk: DeviceKiosk, state: State) -> p.Heartbea
 def content_bundle(version_id: str, kiosk: DeviceKiosk, state: State) -> Response:
     """A stored content bundle, byte for byte as signed (see kiosk.content),
     for an enrolled kiosk."""
-    bundle = state.content.bundle(version_id) if version_id.isalnum() and len(version_id) <= 32 else None
+    bundle = state.db.content.bundle(version_id) if version_id.isalnum() and len(version_id) <= 32 else None
     if bundle is None:
         raise Refused(404, "no such content version")
     return Response(bundle, media_type="application/json")
@@ -145,7 +145,7 @@ def submit(batch: p.BatchRequest, kiosk: DeviceKiosk, state: State) -> p.BatchRe
     """Stores a batch of sealed records exactly once (see kiosk.protocol)."""
     incoming = [open_record(state.box, i, rec) for i, rec in enumerate(batch.records)]
     try:
-        statuses = state.repo.store_batch(kiosk, incoming)
+        statuses = state.db.records.store_batch(kiosk, incoming)
     except Conflict as exc:
         log.warning("kiosk %s: %d record id(s) reused with different content", kiosk, len(exc.ids))
         raise Refused(
