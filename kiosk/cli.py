@@ -24,7 +24,6 @@ traceback.
 from __future__ import annotations
 
 import functools
-import json
 import os
 import sys
 from pathlib import Path
@@ -33,6 +32,12 @@ import click
 
 _CONFIG_HELP = "Configuration file (default /etc/clinic-kiosk/kiosk.toml when it exists)."
 _DATA_HELP = "Folder for the database, keys and tokens."
+#: ``--config`` and ``--data`` after a command's name: one pair of options,
+#: shared by every command (a Click option holds no state of its own).
+_AFTER_NAME_OPTIONS = (
+    click.Option(["--config", "config_path"], type=click.Path(dir_okay=False), default=None, help=_CONFIG_HELP),
+    click.Option(["--data", "data_dir"], type=click.Path(file_okay=False), default=None, help=_DATA_HELP),
+)
 
 
 def _load_config(config_path, data_dir):
@@ -123,11 +128,7 @@ def command(name: str, **attrs):
             return fn(*args, **kwargs)
 
         cmd = cli.command(name, **attrs)(callback)
-        cmd.params.extend([
-            click.Option(["--config", "config_path"], type=click.Path(dir_okay=False), default=None,
-                         help=_CONFIG_HELP),
-            click.Option(["--data", "data_dir"], type=click.Path(file_okay=False), default=None, help=_DATA_HELP),
-        ])
+        cmd.params.extend(_AFTER_NAME_OPTIONS)
         return cmd
 
     return decorate
@@ -176,6 +177,8 @@ def visit_or_exit(cfg, visit_file):
 @click.pass_obj
 def enroll_command(obj, url, code):
     """Pairs the kiosk with a hub using a one-time code from `clinic-hub enroll-code`."""
+    import json
+
     from .enroll import EnrollError, enroll
 
     try:
@@ -194,6 +197,8 @@ def enroll_command(obj, url, code):
 def export_command(obj, key_file, out):
     """Recovers every record still on the device as JSON lines, with the
     clinic's private key (e.g. when the hub is gone for good)."""
+    import json
+
     from .crypto import KeyFileError, read_key_file
     from .store import Store
     from .sync import recover_records
@@ -267,6 +272,8 @@ def gpio_test_command(obj, timeout, on_time):
 @click.pass_obj
 def replay_command(obj, visit_file, screenshots):
     """Taps through VISIT_FILE in the real UI, submits it, prints the result."""
+    import json
+
     cfg = obj.config
     pack, vf = visit_or_exit(cfg, visit_file)
     from .crypto import NotEnrolled, SealedBoxSealer, generate_keypair
@@ -327,6 +334,8 @@ def run_command(obj, windowed):
 @click.pass_obj
 def score_command(obj, visit_file):
     """Runs the content pack's rules on VISIT_FILE; prints the result JSON."""
+    import json
+
     pack, vf = visit_or_exit(obj.config, visit_file)
     from .visit import score_visit_file
 
@@ -349,6 +358,8 @@ def set_pin_command():
 @click.pass_obj
 def status_command(obj):
     """Prints the kiosk's health as JSON."""
+    import json
+
     from .status import collect
 
     click.echo(json.dumps(collect(obj.config), indent=2))
@@ -360,6 +371,7 @@ def status_command(obj):
 def sync_command(obj, once):
     """Runs the sync worker in the foreground."""
     import dataclasses
+    import json
     import signal
 
     from .crypto import NotEnrolled
