@@ -40,7 +40,6 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Callable, NamedTuple
 
-import click
 from gpiozero import LED, Button, Buzzer
 from gpiozero.exc import GPIODeviceClosed, GPIOPinInUse, GPIOZeroError
 from gpiozero.pins.mock import MockPin
@@ -716,66 +715,48 @@ def _bcm(pin_name: str) -> int:
 # The installer's check: `clinic-kiosk gpio-test`
 
 
-@click.command("gpio-test")
-@click.option(
-    "--timeout",
-    type=click.FloatRange(min=0),
-    default=30.0,
-    show_default=True,
-    help="Seconds to wait for the call button to be pressed.",
-)
-@click.option(
-    "--on-time",
-    type=click.FloatRange(min=0),
-    default=1.5,
-    show_default=True,
-    help="Seconds each light (and the buzzer) stays on.",
-)
-def gpio_test_command(timeout: float, on_time: float) -> None:
-    """Checks the wiring of the call button, lights and buzzer.
-
-    Switches each output on in turn, saying which pin it is on, then waits
-    for a press of the call button. Exits 0 when the button was seen, 1 when
-    the pins cannot be opened or no press came in time. Stop the kiosk first
-    (the pins can only be held by one program).
+def wiring_test(gpio: GpioSection, *, timeout: float, on_time: float, say: Callable[..., None]) -> bool:
+    """The installer's check behind ``clinic-kiosk gpio-test``: switches each
+    output on for ``on_time`` seconds in turn, saying which pin it is on,
+    then waits up to ``timeout`` seconds for a press of the call button.
+    True when the press was seen; False when the pins cannot be opened or no
+    press came in time. ``say(text, err=False)`` prints (``click.echo``).
     """
-    ctx = click.get_current_context()
-    gpio = ctx.obj.config.gpio
     if not gpio.enabled:
-        click.echo("Note: [gpio] enabled = false in the configuration; testing the pins anyway.")
+        say("Note: [gpio] enabled = false in the configuration; testing the pins anyway.")
     try:
         devices, _ = _open_with_diagnostics(gpio)
     except hardware_errors() as exc:
-        click.echo(f"GPIO test failed: could not open the GPIO pins: {_failure_message(exc, gpio)}", err=True)
-        click.echo(
+        say(f"GPIO test failed: could not open the GPIO pins: {_failure_message(exc, gpio)}", err=True)
+        say(
             "Check: on a Raspberry Pi 5 run `sudo apt install python3-lgpio` and set"
             " GPIOZERO_PIN_FACTORY=lgpio; the user must be in the `gpio` group."
             " To try this without hardware, set GPIOZERO_PIN_FACTORY=mock.",
             err=True,
         )
-        ctx.exit(1)
+        return False
     try:
-        click.echo(f"Pin factory: {_factory_name(devices.button.pin_factory)}")
+        say(f"Pin factory: {_factory_name(devices.button.pin_factory)}")
         for label, name, device in devices.outputs():
-            click.echo(f"{label} on {describe_pin(_bcm(name))}: on for {on_time:g} s")
+            say(f"{label} on {describe_pin(_bcm(name))}: on for {on_time:g} s")
             device.on()
             time.sleep(on_time)
             device.off()
         if gpio.emergency_led_pin == 0:
-            click.echo("emergency LED: none ([gpio] emergency_led_pin = 0), emergencies use the call LED")
+            say("emergency LED: none ([gpio] emergency_led_pin = 0), emergencies use the call LED")
         if gpio.buzzer_pin == 0:
-            click.echo("buzzer: none ([gpio] buzzer_pin = 0)")
+            say("buzzer: none ([gpio] buzzer_pin = 0)")
         where = describe_pin(gpio.call_button_pin)
-        click.echo(f"Press the call button on {where} within {timeout:g} s...")
+        say(f"Press the call button on {where} within {timeout:g} s...")
         if devices.button.wait_for_press(timeout):
-            click.echo(f"Call button on {where}: press seen. Wiring OK.")
-            return
-        click.echo(
+            say(f"Call button on {where}: press seen. Wiring OK.")
+            return True
+        say(
             f"GPIO test failed: no press of the call button on {where} within {timeout:g} s."
             f" Check it is wired between header pin {HEADER_PIN.get(gpio.call_button_pin, '?')}"
             " and a ground pin (e.g. header pin 9 or 14).",
             err=True,
         )
-        ctx.exit(1)
+        return False
     finally:
         devices.close()

@@ -19,26 +19,22 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import datetime as dt
 import json
 import logging
 import random
-import signal
 import ssl
-import sys
 import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Protocol
 
-import click
 import httpx
 
 from . import protocol as p
 from .content import MAX_BUNDLE_BYTES, ContentError, ContentStore
-from .crypto import HUB_CERT_FILE, CryptoError, KeyFileError, NotEnrolled, open_sealed, read_enrollment, read_key_file
-from .enroll import EnrollError, enroll, pinned_ssl_context
+from .crypto import HUB_CERT_FILE, CryptoError, NotEnrolled, open_sealed, read_enrollment
+from .enroll import enroll, pinned_ssl_context  # noqa: F401  (enroll: re-exported)
 from .protocol import cert_fingerprint
 from .store import ALERT_KINDS, Store, utcnow
 
@@ -636,114 +632,3 @@ def recover_records(store: Store, private_key: bytes):
         except (CryptoError, ValueError):
             payload = None
         yield row, payload
-
-
-# -- click commands (registered by kiosk.cli) ---------------------------------
-
-
-def _config():
-    obj = click.get_current_context().obj
-    config = getattr(obj, "config", None)
-    if config is None:
-        raise click.ClickException("internal: no configuration loaded")
-    return config
-
-
-@click.command("enroll")
-@click.argument("url")
-@click.argument("code")
-def enroll_command(url: str, code: str) -> None:
-    """Pairs the kiosk with a hub using a one-time code from `clinic-hub enroll-code`."""
-    config = _config()
-    try:
-        info = enroll(config, url, code)
-    except EnrollError as exc:
-        raise click.ClickException(str(exc)) from None
-    click.echo(json.dumps(info, indent=2))
-
-
-@click.command("sync")
-@click.option("--once", is_flag=True, help="Drain the outbox and exit: 0 when empty, 1 when the hub could not be reached.")
-def sync_command(once: bool) -> None:
-    """Runs the sync worker in the foreground."""
-    config = _config()
-    worker = SyncWorker(config)
-    if once:
-        try:
-            result = worker.drain()
-        except NotEnrolled as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
-        finally:
-            worker.close()
-        summary = dataclasses.asdict(result)
-        click.echo(json.dumps(summary))
-        if result.certificate_changed:
-            click.echo(f"error: {result.error}; {result.remaining} record(s) waiting", err=True)
-            sys.exit(1)
-        if not result.reachable:
-            click.echo(f"hub could not be reached: {result.error}; {result.remaining} record(s) waiting", err=True)
-            sys.exit(1)
-        if result.remaining:
-            click.echo(f"warning: {result.remaining} record(s) still waiting", err=True)
-        if result.rejected or result.set_aside:
-            click.echo(f"warning: {result.rejected + result.set_aside} record(s) set aside this time; "
-                       "they stay on the device (see `clinic-kiosk status`)", err=True)
-        sys.exit(0 if result.remaining == 0 else 1)
-
-    def _stop(signum, frame):
-        worker.stop(timeout=0)
-
-    signal.signal(signal.SIGTERM, _stop)
-    signal.signal(signal.SIGINT, _stop)
-    worker.run()
-
-
-@click.command("export")
-@click.option("--key", "key_file", required=True, type=click.Path(dir_okay=False, path_type=Path),
-              help="The clinic's private key file (clinic.key from the hub).")
-@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
-              help="File for the JSON lines (default: standard output).")
-def export_command(key_file: Path, out: Path | None) -> None:
-    """Recovers every record still on the device as JSON lines, with the
-    clinic's private key (e.g. when the hub is gone for good)."""
-    config = _config()
-    try:
-        private_key = read_key_file(key_file)
-    except KeyFileError as exc:
-        raise click.ClickException(str(exc)) from None
-    db_path = config.database_path
-    if not Path(db_path).exists():
-        raise click.ClickException(f"{db_path}: no kiosk database here")
-    store = Store.open(db_path)
-    failed = 0
-    count = 0
-    fh = None
-    try:
-        if out is not None:
-            # Plain patient data: readable by the owner only.
-            out.touch(mode=0o600, exist_ok=True)
-            out.chmod(0o600)
-            fh = out.open("w", encoding="utf-8")
-        target = fh or sys.stdout
-        for row, payload in recover_records(store, private_key):
-            if payload is None:
-                failed += 1
-                click.echo(f"{db_path}:record {row['id']}: does not open with this key", err=True)
-                continue
-            line = {
-                "id": row["id"],
-                "kind": row["kind"],
-                "created_at": row["created_at"],
-                "acked_at": row["acked_at"],
-                "payload": payload,
-            }
-            target.write(json.dumps(line, sort_keys=True) + "\n")
-            count += 1
-    finally:
-        if fh is not None:
-            fh.close()
-        store.close()
-    click.echo(f"{count} record(s) recovered", err=True)
-    if failed:
-        sys.exit(1)

@@ -4,7 +4,10 @@
 clip plays silently with its captions in the current language (or, in
 ``mode="posters"``, each poster is shown for ``poster_seconds`` while its
 captions run), under a large "Touch the screen to start" label. A clip that
-is missing or cannot be decoded is shown as its poster instead.
+is missing or cannot be decoded is shown as its poster instead: the loop
+checks every clip once, off the UI thread, and plays them in the kiosk's one
+player (:class:`screens.player.KioskPlayer`), whose first-frame watchdog
+reports a clip that checked well but shows no picture.
 
 The welcome screen places it, starts it when shown and stops it when left::
 
@@ -23,7 +26,6 @@ It never calls ``app.hold_idle``: it *is* what the kiosk shows when idle.
 
 from __future__ import annotations
 
-import threading
 import time
 from functools import partial
 
@@ -34,9 +36,9 @@ from kivy.properties import (BooleanProperty, NumericProperty, ObjectProperty,
                              OptionProperty, StringProperty)
 from kivy.uix.floatlayout import FloatLayout
 
-from kiosk.media import caption_at, playable
+from kiosk.media import caption_at
 from screens.base import load_kv
-from screens.video import KioskVideo  # noqa: F401  (used in attract.kv)
+from screens.player import KioskPlayer, check_videos  # noqa: F401  (KioskPlayer: used in attract.kv)
 
 
 class AttractLoop(FloatLayout):
@@ -64,6 +66,7 @@ class AttractLoop(FloatLayout):
 
     def __init__(self, **kwargs):
         self._playable: set[str] | None = None  # None until probed
+        self._clip = ""  # the clip playing (or last played)
         self._cues = ()
         self._poster_started = 0.0
         self._events = []
@@ -85,9 +88,7 @@ class AttractLoop(FloatLayout):
         techniques = self._techniques()
         if self.mode == "clips" and self._playable is None and techniques:
             # Check the clips once, off the UI thread; posters show meanwhile.
-            videos = [t.video for t in techniques]
-            threading.Thread(target=self._probe_all, args=(self._token, videos),
-                             name="attract-probe", daemon=True).start()
+            check_videos([str(t.video) for t in techniques], partial(self._probed, self._token))
         self.index = -1
         self.next()
 
@@ -117,9 +118,9 @@ class AttractLoop(FloatLayout):
             self.showing_video = True
             player = self.ids.video
             player.volume = 0.0
-            player.source = video
-            player.state = "play"
-            self._events.append(Clock.schedule_once(self._check_started, self.first_frame_timeout))
+            player.first_frame_timeout = self.first_frame_timeout
+            self._clip = video
+            player.open(video, checked=True)
         else:
             self._poster_started = time.monotonic()
             self._events.append(Clock.schedule_interval(self._tick_poster, 0.25))
@@ -148,16 +149,13 @@ class AttractLoop(FloatLayout):
             self.title, self._cues = "", ()
         self.caption = caption_at(self._cues, 0.0)
 
-    def _probe_all(self, token, videos):
+    def _probed(self, token, results):
         good = set()
-        for video, problem in playable(videos).items():
+        for video, problem in results.items():
             if problem is None:
                 good.add(video)
             else:
                 Logger.warning(f"AttractLoop: showing the poster instead: {problem}")
-        Clock.schedule_once(partial(self._probed, token, good))
-
-    def _probed(self, token, good, *args):
         self._playable = good
         if token == self._token and self.running and not self.showing_video:
             # Switch to clips right away rather than after the first poster.
@@ -167,14 +165,6 @@ class AttractLoop(FloatLayout):
     def _tick_poster(self, dt):
         elapsed = time.monotonic() - self._poster_started
         self.caption = caption_at(self._cues, elapsed)
-
-    def _check_started(self, *args):
-        if self.showing_video and not self.has_frame:
-            Logger.warning(f"AttractLoop: no picture from {self.ids.video.source}; showing posters")
-            if self._playable is not None:
-                self._playable.discard(self.ids.video.source)
-            self.index -= 1
-            self.next()
 
     def _cancel(self):
         for event in self._events:
@@ -187,11 +177,20 @@ class AttractLoop(FloatLayout):
         self.has_frame = False
         self.caption = ""
 
-    # -- events from the video widget (bound in attract.kv) ----------------
+    # -- events from the player (bound in attract.kv) ----------------------
 
-    def video_texture(self, video, texture):
-        if texture is not None and self.showing_video:
+    def video_started(self, video):
+        if self.showing_video:
             self.has_frame = True
+
+    def video_failed(self, video, reason):
+        # Checked well, yet no picture: its poster from now on.
+        if self.showing_video:
+            Logger.warning(f"AttractLoop: {reason}; showing posters")
+            if self._playable is not None:
+                self._playable.discard(self._clip)
+            self.index -= 1
+            self.next()
 
     def video_position(self, video, position):
         if self.showing_video:

@@ -16,44 +16,23 @@ While the video plays (from its first frame) the visit is kept alive with
 ``app.hold_idle(True)``; pausing, reaching the end, a failure or leaving the
 screen releases it.
 
-The file is checked with :func:`kiosk.media.playable` (a child process, from
-a worker thread: no disk I/O on the UI thread) while Kivy's ffpyplayer
-provider opens it,
-because the provider never reports a bad file (it just stays black); a
-watchdog covers a file that probes well but still shows no picture.
+The kiosk's one player (:class:`screens.player.KioskPlayer`, shared with the
+welcome loop) checks the file while it opens it and watches for the first
+frame; the screen shows the poster and text when it reports a failure.
 """
 
 from __future__ import annotations
 
-import threading
 import time
 from functools import partial
-from pathlib import Path
 
-from kivy.clock import Clock
 from kivy.logger import Logger
 from kivy.properties import BooleanProperty, NumericProperty, StringProperty
-from kivy.uix.video import Video
 from kivy.uix.widget import Widget
 
-from kiosk.media import caption_at, playable
+from kiosk.media import caption_at
 from screens.base import KioskScreen, load_kv
-
-
-class KioskVideo(Video):
-    """A :class:`~kivy.uix.video.Video` that never tries to load its source
-    as a still picture (Kivy's ``Image`` base does that, on the UI thread,
-    and logs an error for every video); the screen shows the poster itself."""
-
-    def texture_update(self, *largs):
-        pass
-
-    def release(self):
-        """Stops playback and frees the decoder and the last frame."""
-        self.state = "stop"
-        self.unload()
-        self.source = ""
-        self.texture = None
+from screens.player import KioskPlayer, in_background  # noqa: F401  (KioskPlayer: used in video.kv)
 
 
 class VideoProgress(Widget):
@@ -90,11 +69,10 @@ class VideoScreen(KioskScreen):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        self._token = 0  # bumps on every activation so stale probes are ignored
+        self._token = 0  # bumps on every activation so a late poster check is ignored
         self._holding = False
         self._cues = ()
         self._technique = None
-        self._watchdog = None
         #: perf_counter() of the last play request and of its first frame,
         #: for the benchmark.
         self.play_requested_at = 0.0
@@ -106,6 +84,7 @@ class VideoScreen(KioskScreen):
         self._token += 1
         self._reset_player()
         self.fallback = False
+        self.poster = ""  # this technique's, once it is found on disk
         catalogue = getattr(self.app, "catalogue", None)
         self._technique = catalogue.get(self.technique_id) if catalogue is not None else None
         # on_activate may run again without a leave (app.go to the same
@@ -117,13 +96,13 @@ class VideoScreen(KioskScreen):
             self._fall_back(f"unknown technique {self.technique_id!r}")
             return
         video = self.ids.video
+        video.first_frame_timeout = self.first_frame_timeout
         video.volume = 0.0 if self.muted else 1.0
         self.play_requested_at = time.perf_counter()
-        worker = threading.Thread(
-            target=self._probe_in_background,
-            args=(self._token, self._technique.video, self._technique.poster),
-            name="video-probe", daemon=True)
-        worker.start()
+        poster = self._technique.poster
+        in_background(lambda: str(poster) if poster.is_file() else "", partial(self._poster_found, self._token),
+                      name="poster-check")
+        video.open(str(self._technique.video))
 
     def back(self):
         self.app.go("techniques")
@@ -140,9 +119,6 @@ class VideoScreen(KioskScreen):
         self.captions_on = True
 
     def _reset_player(self):
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
         self.ids.video.release()
         self.playing = False
         self.has_frame = False
@@ -165,31 +141,9 @@ class VideoScreen(KioskScreen):
         self._cues = technique.cues_for(language)
         self._update_caption()
 
-    # -- checking the file off the UI thread ------------------------------
-
-    def _probe_in_background(self, token: int, video: Path, poster: Path):
-        poster = str(poster) if poster.is_file() else ""
-        if not video.is_file():
-            Clock.schedule_once(partial(self._probed, token, str(video),
-                                        f"{video}: file not found", poster))
-            return
-        # Start the player at once and check the file alongside it: the
-        # check then costs the patient no waiting. A file that fails the
-        # check is unloaded again before it shows anything useful.
-        Clock.schedule_once(partial(self._probed, token, str(video), None, poster))
-        problem = playable([video])[str(video)]
-        if problem is not None:
-            Clock.schedule_once(partial(self._probed, token, str(video), problem, poster))
-
-    def _probed(self, token, video, error, poster, *args):
-        if token != self._token:
-            return  # the patient has already left this video
-        self.poster = poster
-        if error:
-            self._fall_back(error)
-            return
-        self.ids.video.source = video
-        self.play()
+    def _poster_found(self, token, poster):
+        if token == self._token:
+            self.poster = poster
 
     def _fall_back(self, reason: str):
         Logger.warning(f"VideoScreen: showing poster and text instead of the video: {reason}")
@@ -205,11 +159,6 @@ class VideoScreen(KioskScreen):
         if self.fallback or not self.ids.video.source:
             return
         self.ids.video.state = "play"
-        self.playing = True
-        if self.has_frame:
-            self._hold(True)
-        if not self.has_frame and self._watchdog is None:
-            self._watchdog = Clock.schedule_once(self._check_started, self.first_frame_timeout)
 
     def pause(self):
         if self.ids.video.state == "play":
@@ -242,18 +191,22 @@ class VideoScreen(KioskScreen):
     def on_muted(self, *args):
         self.ids.video.volume = 0.0 if self.muted else 1.0
 
-    # -- events from the video widget (bound in video.kv) -----------------
+    # -- events from the player (bound in video.kv) -------------------------
 
-    def video_texture(self, video, texture):
-        if texture is None or self.has_frame:
-            return
+    def video_state(self, video, state):
+        # Playing follows the player: it starts by itself once the file is
+        # found, and stops at the end. The visit is held from the first frame.
+        self.playing = state == "play"
+        self._hold(self.playing and self.has_frame)
+
+    def video_started(self, video):
         self.has_frame = True
         self.first_frame_at = time.perf_counter()
         # Playback has really started: keep the visit alive while it runs.
         self._hold(self.playing)
-        if self._watchdog is not None:
-            self._watchdog.cancel()
-            self._watchdog = None
+
+    def video_failed(self, video, reason):
+        self._fall_back(reason)
 
     def video_position(self, video, position):
         if video.duration and video.duration > 0:
@@ -276,12 +229,6 @@ class VideoScreen(KioskScreen):
             self.caption = caption_at(self._cues, 0.0)
         else:
             self.caption = caption_at(self._cues, max(0.0, video.position))
-
-    def _check_started(self, *args):
-        self._watchdog = None
-        if not self.has_frame and self.playing:
-            self._fall_back(f"{self.ids.video.source}: no picture after "
-                            f"{self.first_frame_timeout:g} s")
 
     def _hold(self, hold: bool):
         # Only report changes, so the app's hold count stays balanced.

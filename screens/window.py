@@ -28,6 +28,13 @@ def configure_kivy(fullscreen: bool, display=None) -> None:
     Config.set("graphics", "fullscreen", ("1" if display.width else "auto") if fullscreen else "0")
     Config.set("graphics", "show_cursor", "0" if fullscreen else "1")
     Config.set("graphics", "rotation", str(display.rotation))
+    # No multisampling. Kivy asks for it by default (Mesa gives 4 samples a
+    # pixel), and a software renderer (a Pi without its GPU driver, the
+    # tests) then blends every pixel four times: half of each frame, most
+    # of a question switch. What it smooths is the edge pixels of the
+    # rounded shapes only (0.2 % of a question screen, measured); text is
+    # antialiased in its own textures either way.
+    Config.set("graphics", "multisamples", "0")
     if display.touch_adjusted:
         # Kivy's own reader of the Linux touch device, which can turn and
         # mirror what the panel reports (kivy.input.providers.hidinput).

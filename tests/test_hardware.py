@@ -19,6 +19,7 @@ from gpiozero import LED, Device
 from gpiozero.pins.mock import MockFactory, MockPin
 
 from kiosk.alerts import AlertBus
+from kiosk.cli import gpio_test_command
 from kiosk.config import Config, GpioSection
 from kiosk.hardware import (
     EMERGENCY_PATTERN,
@@ -27,7 +28,6 @@ from kiosk.hardware import (
     CallState,
     CallTiming,
     Outputs,
-    gpio_test_command,
     outputs,
     pattern_on,
 )

@@ -324,6 +324,28 @@ def test_screen_left_before_the_probe_answers(window, app, manager):
     assert screen.ids.video.source == "" and app.holds in ([], [True, False])
 
 
+def test_player_gives_up_on_a_trusted_clip_that_shows_no_picture(window, app, media_dir):
+    """The first-frame watchdog, which both screens rely on: a clip taken as
+    checked (as the welcome loop takes its clips) that never shows a picture
+    is released and reported, so the screen can show its poster."""
+    from screens.player import KioskPlayer
+
+    player = KioskPlayer(first_frame_timeout=0.5, volume=0)
+    failures = []
+    on_failure = lambda _player, reason: failures.append(reason)  # noqa: E731  (kept: bind holds it weakly)
+    player.bind(on_failure=on_failure)
+    window.add_widget(player)
+    try:
+        player.open(str(media_dir / "broken.mp4"), checked=True)
+        assert player.source.endswith("broken.mp4") and player.state == "play"
+        assert advance(lambda: failures, seconds=5)
+        assert failures == [f"{media_dir / 'broken.mp4'}: no picture after 0.5 s"]
+        assert player.source == "" and not player.has_frame and player.state == "stop"
+    finally:
+        player.release()
+        window.remove_widget(player)
+
+
 # -- the attract loop ------------------------------------------------------------------
 
 

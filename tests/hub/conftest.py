@@ -25,10 +25,10 @@ import httpx
 import pytest
 from click.testing import CliRunner
 
+from kiosk.cli import enroll_command
 from kiosk.config import Config
 from kiosk.hub import cli as hub_cli
 from kiosk.hub.db import open_database
-from kiosk.sync import enroll_command
 from tests.tools import missing
 
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -118,7 +118,8 @@ def test_kiosk_trusts_only_the_hub_certificate_it_pinned(sqlite_hub, tmp_path):
 
     from click.testing import CliRunner
 
-    from kiosk.sync import SyncWorker, status_info, sync_command
+    from kiosk.cli import sync_command
+    from kiosk.sync import SyncWorker, status_info
 
     from .conftest import Hub, enroll_kiosk
 
@@ -149,7 +150,7 @@ def test_enrolling_with_a_wrong_code_says_so(sqlite_hub, tmp_path):
 
     from click.testing import CliRunner
 
-    from kiosk.sync import enroll_command
+    from kiosk.cli import enroll_command
 
     from .conftest import kiosk_config
 

@@ -8,11 +8,12 @@ import types
 
 from click.testing import CliRunner
 
+from kiosk.cli import sync_command
 from kiosk.crypto import read_enrollment, sealer_for
 from kiosk.hub import cli as hub_cli
 from kiosk.hub.export import CSV_COLUMNS
 from kiosk.store import Store
-from kiosk.sync import SyncWorker, status_info, sync_command
+from kiosk.sync import SyncWorker, status_info
 
 from .conftest import PATIENT_NAME, make_visit
 

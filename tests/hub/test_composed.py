@@ -23,7 +23,7 @@ from playwright import sync_api as playwright_api
 
 from kiosk.config import Config
 from kiosk.crypto import read_enrollment
-from kiosk.sync import enroll_command
+from kiosk.cli import enroll_command
 from tests.tools import missing
 
 from .browser import NoChromium, chromium_path, launch, log_in

@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 from nacl.exceptions import CryptoError
 
+from kiosk.cli import export_command
 from kiosk.crypto import (
     NotEnrolled,
     SealedBoxSealer,
@@ -18,7 +19,7 @@ from kiosk.crypto import (
     write_key_file,
 )
 from kiosk.store import Store
-from kiosk.sync import SyncWorker, export_command
+from kiosk.sync import SyncWorker
 
 from .conftest import PATIENT_NAME, enroll_kiosk, kiosk_config, make_visit
 

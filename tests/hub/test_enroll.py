@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 
 from kiosk import protocol as p
+from kiosk.cli import enroll_command
 from kiosk.crypto import generate_keypair, read_enrollment
-from kiosk.sync import enroll_command
 
 from .conftest import enroll_kiosk, kiosk_config
 from .proxy import InterceptingProxy

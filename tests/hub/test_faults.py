@@ -14,9 +14,10 @@ import types
 
 from click.testing import CliRunner
 
+from kiosk.cli import sync_command
 from kiosk.crypto import sealer_for
 from kiosk.store import Store
-from kiosk.sync import HttpsTransport, SyncWorker, read_outcome, status_info, sync_command
+from kiosk.sync import HttpsTransport, SyncWorker, read_outcome, status_info
 
 from .conftest import REPO_ROOT, enroll_kiosk, make_visit
 from .proxy import FaultyProxy
