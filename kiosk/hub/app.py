@@ -35,7 +35,7 @@ from .db import HubRepository
 from . import retention
 from .deps import SCOPE_KIOSK, HubState, StaffSettings, check_token
 from .errors import Refused
-from .routers import admin, exports, staff, sync
+from .routers import admin, exports, patients, staff, sync
 
 log = logging.getLogger(__name__)
 
@@ -217,5 +217,6 @@ def create_app(repo: HubRepository, private_key: bytes, cert_sha256: str, public
     app.include_router(staff.router)
     app.include_router(exports.router)
     app.include_router(admin.router)
+    app.include_router(patients.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

@@ -364,6 +364,56 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             "create index content_versions_version on content_versions (content_version)",
         ],
     ),
+    # Issue 19, returning patients: see kiosk.hub.patients.
+    (
+        "007_patients",
+        [
+            # One row per patient: a random id, the reference exports carry, the
+            # code the patient may type on the kiosk next time (shown to staff
+            # on the intake page), and the birth date of the first visit.
+            """create table patients (
+                id text primary key,
+                ref text not null unique,
+                return_code text not null unique,
+                birth_date text,
+                created_at text not null
+            )""",
+            # A course of care: a first visit starts one, returning visits join
+            # the patient's latest.
+            """create table episodes (
+                id text primary key,
+                patient_id text not null,
+                started_at text not null
+            )""",
+            "create index episodes_patient on episodes (patient_id, started_at)",
+            # Which patient and episode a visit record belongs to, and how that
+            # was decided; goes with the record. ``measures`` holds the visit's
+            # numeric scores with their MCID (see :func:`measures_of`), so the
+            # trend and outcome pages never parse payloads. ``previous`` is the
+            # link before the last staff change, for "undo".
+            """create table visit_links (
+                record_id text primary key references records (id) on delete cascade
+                    deferrable initially deferred,
+                intake_id text,
+                patient_id text not null,
+                episode_id text not null,
+                submitted_at text,
+                name_key text,
+                birth_date text,
+                visit_kind text,
+                method text not null,
+                state text not null,
+                decided_by text,
+                decided_at text,
+                previous text,
+                measures text not null default '[]'
+            )""",
+            "create index visit_links_patient on visit_links (patient_id, submitted_at)",
+            "create index visit_links_episode on visit_links (episode_id, submitted_at)",
+            "create index visit_links_identity on visit_links (name_key, birth_date)",
+            "create index visit_links_intake on visit_links (intake_id)",
+        ],
+    ),
 ]
 
 
@@ -904,6 +954,10 @@ class HubRepository(StaffRepository):
                     if rec.kind == "visit":
                         self._store_cells(tx, rec.id, CELLS_VERSION, visit_cells(kiosk_id, rec.payload_json),
                                           shapes)
+                        # == issue 19: match the visit to a patient, in this transaction ==
+                        from .patients import link_new_visit
+
+                        link_new_visit(tx, rec.id, rec.payload_json, rec.submitted_at)
                     continue
                 row = tx.execute("select digest, kind from records where id = ?", [rec.id]).fetchone()
                 if row and row[0] == rec.digest and row[1] == rec.kind:

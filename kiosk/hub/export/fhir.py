@@ -20,7 +20,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from .common import Report, StoredVisit, all_answers, counted, read_visits
+from .common import Report, StoredVisit, all_answers, counted
 
 # Patterns of the FHIR R4 primitive types (datatypes.html).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -170,23 +170,84 @@ def _full_url(intake_id: Any) -> str | None:
         return None
 
 
+class _Subject(msgspec.Struct):
+    subject: Any = None
+
+
+_decode_subject = msgspec.json.Decoder(_Subject).decode
+
+
+def with_subject(response: bytes, reference: str) -> bytes:
+    """A QuestionnaireResponse (JSON) whose ``subject`` references ``reference``."""
+    if _decode_subject(response).subject is None:
+        return b'{"subject":{"reference":' + _encode(reference) + b"}," + response[1:]
+    whole = _decode_any(response)
+    whole["subject"] = {"reference": reference}
+    return _encode(whole)
+
+
 def stream(repo, since: str | None, before: str | None, report: Report,
-           progress: Callable[[int], None] | None) -> Iterator[bytes]:
+           progress: Callable[[int], None] | None, patients: bool = False,
+           visits: Iterator[tuple] | None = None) -> Iterator[bytes]:
+    """The Bundle of the visits from ``since`` to ``before``. With
+    ``patients``, a ``Patient`` resource (see :func:`kiosk.hub.patients.fhir_patient`)
+    goes in before the first response of each matched patient, and each
+    response's ``subject`` references it. ``visits`` replaces the range by
+    the given (id, kiosk id, payload, patient id, ref) tuples (one
+    patient's export)."""
+    from ..patients import fhir_patient, iter_visits_with_patients
+
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     yield b'{"resourceType":"Bundle","type":"collection","timestamp":' + _encode(now)
     # FHIR allows no empty arrays: "entry" is opened by the first intake.
     separator = b',"entry":['
     buf = bytearray()
     decoder = msgspec.json.Decoder(_Visit)
-    for _, _, visit in counted(read_visits(repo, since, before, decoder, report), report, progress):
+    if visits is None and not patients:
+        source = ((rid, kiosk, payload, None, None) for rid, kiosk, payload in repo.iter_visits(since, before))
+    else:
+        source = visits if visits is not None else iter_visits_with_patients(repo, since, before)
+    seen: set[str] = set()
+    for _, _, visit, patient_id, ref, payload in counted(_decoded(source, decoder, report), report, progress):
         buf += separator
+        separator = b","
+        subject = None
+        if patients and patient_id and ref:
+            subject = uuid.UUID(patient_id).urn
+            if patient_id not in seen:
+                seen.add(patient_id)
+                try:
+                    whole = _decode_any(payload)
+                except msgspec.DecodeError:
+                    whole = {}
+                buf += b'{"fullUrl":' + _encode(subject) + b',"resource":'
+                buf += _encode(fhir_patient(patient_id, ref, whole if isinstance(whole, dict) else {}))
+                buf += b"},"
         url = _full_url(visit.intake_id)
         buf += b'{"fullUrl":' + _encode(url) + b',"resource":' if url else b'{"resource":'
-        buf += response_for(visit, report)
+        response = response_for(visit, report)
+        buf += with_subject(response, subject) if subject else response
         buf += b"}"
-        separator = b","
         if len(buf) > 1 << 16:
             yield bytes(buf)
             buf.clear()
     buf += b"]}" if separator == b"," else b"}"
     yield bytes(buf)
+
+
+def _decoded(source: Iterator[tuple], decoder, report: Report) -> Iterator[tuple]:
+    """(id, kiosk id, decoded visit, patient id, ref, payload) of each
+    readable visit of ``source``; unreadable ones are skipped and reported."""
+    for record_id, kiosk_id, payload, patient_id, ref in source:
+        try:
+            visit = decoder.decode(payload)
+        except msgspec.ValidationError:
+            report.skip(record_id, "payload is not a JSON object")
+            continue
+        except (msgspec.DecodeError, TypeError):
+            report.skip(record_id, "broken JSON")
+            continue
+        except RecursionError:
+            report.skip(record_id, "JSON nested too deeply")
+            continue
+        yield record_id, kiosk_id, visit, patient_id, ref, payload

@@ -1,6 +1,7 @@
-"""The CSV export: the contract's :data:`CSV_COLUMNS`, then one column per
-answered linkId, in alphabetical order so two exports of the same data line
-up.
+"""The CSV export: the contract's :data:`CSV_COLUMNS`, then
+:data:`PATIENT_REF` (the visit's patient, see :mod:`kiosk.hub.patients`),
+then one column per answered linkId, in alphabetical order so two exports
+of the same data line up.
 
 Each visit's cells are made once, when the hub stores it
 (:func:`visit_cells`, called by :meth:`HubRepository.store_batch`), already
@@ -52,8 +53,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Spreadsheets hold at most 32,767 characters in a cell; longer text is cut
 # here, visibly, rather than spilling or being refused by the spreadsheet.
 MAX_CELL = 32_000
+#: The column after :data:`CSV_COLUMNS`: the stable, non-identifying
+#: reference of the visit's patient (blank for a visit not linked to one).
+#: It is not part of the stored cells, since staff may correct a match.
+PATIENT_REF = "patient_ref"
 _PLAIN_NOT = frozenset(FORMULA_START)
-_FIXED = frozenset(CSV_COLUMNS)
+_FIXED = frozenset([*CSV_COLUMNS, PATIENT_REF])
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 CUT_MARK = " [cut]"
 
@@ -249,14 +254,17 @@ def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
     (blank where it has no answer, leaving out linkIds that are not
     columns).
 
+    ``line`` here has the patient reference after the fixed cells (see
+    :func:`with_ref`).
+
     >>> make = row_maker(["a", "b", "c"], ["a", "c", "d"])
-    >>> make(SEP.join(["fixed"] * len(CSV_COLUMNS) + ["A", "C", "D"])).split(",")[len(CSV_COLUMNS):]
+    >>> make(SEP.join(["fixed"] * (len(CSV_COLUMNS) + 1) + ["A", "C", "D"])).split(",")[len(CSV_COLUMNS) + 1:]
     ['A', '', 'C']
     """
     if link_ids == columns:
         return lambda line: line.replace(SEP, ",")
     where = {key: i for i, key in enumerate(link_ids)}
-    fixed = len(CSV_COLUMNS)
+    fixed = len(CSV_COLUMNS) + 1
     # Index -1 is the blank appended to the fields below.
     pick = operator.itemgetter(*range(fixed), *(fixed + where[c] if c in where else -1 for c in columns))
 
@@ -266,6 +274,22 @@ def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
         return ",".join(pick(fields))
 
     return make
+
+
+_N_FIXED = len(CSV_COLUMNS)
+
+
+def with_ref(line: str, ref: str | None) -> str:
+    """A stored ``line`` with the patient reference cell after the fixed cells.
+
+    >>> with_ref(SEP.join(["f"] * len(CSV_COLUMNS) + ["A"]), "P-1").split(SEP)[len(CSV_COLUMNS):]
+    ['P-1', 'A']
+    """
+    ref_cell = cell(ref) if ref else ""
+    parts = line.split(SEP, _N_FIXED)
+    if len(parts) > _N_FIXED:
+        return line[: len(line) - len(parts[-1])] + ref_cell + SEP + parts[-1]
+    return line + SEP + ref_cell
 
 
 def stream(repo, since: str | None, before: str | None, report,
@@ -279,8 +303,11 @@ def stream(repo, since: str | None, before: str | None, report,
     columns = sorted({k for keys in keys_of.values() for k in keys})
     makers = {shape: row_maker(columns, keys) for shape, keys in keys_of.items()}
     del keys_of
-    out = [",".join([*CSV_COLUMNS, *(quote(cell(header(k))) for k in columns)]), "\r\n"]
-    for record_id, shape, line, notes, problem in repo.iter_visit_cells(since, before, CELLS_VERSION):
+    out = [",".join([*CSV_COLUMNS, PATIENT_REF, *(quote(cell(header(k))) for k in columns)]), "\r\n"]
+    from ..patients import iter_visit_cells_with_refs
+
+    for record_id, shape, line, notes, problem, ref in iter_visit_cells_with_refs(repo, since, before,
+                                                                                  CELLS_VERSION):
         if problem is not None:
             report.skip(record_id, problem)
             continue
@@ -290,7 +317,7 @@ def stream(repo, since: str | None, before: str | None, report,
             if not set(columns).issuperset(keys):
                 report.note(NOTE_LATE)
             make = makers[shape] = row_maker(columns, keys)
-        out.append(make(line))
+        out.append(make(with_ref(line, ref)))
         out.append("\r\n")
         if notes is not None:
             for what in _decode_list(notes):
