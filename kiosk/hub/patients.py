@@ -13,7 +13,8 @@ an optional ``return_code``. The hub matches, when it stores a visit
   the same normalised name (:func:`name_key`: case, accents and spacing do
   not count) AND the same birth date, in that patient's latest episode;
 * anything else (no match, no birth date) makes a new patient, marked
-  "no match found" for staff.
+  "no match found" for staff; so does a visit that does not say whether it
+  is a first one (a kiosk from before this question): staff may link it.
 
 The same name with another birth date is another patient: never merged.
 Staff confirm a match, link the visit to another patient, split it off
@@ -59,6 +60,7 @@ METHODS = {
     "name-dob": "returning: same name and birth date",
     "no-match": "said returning, but no earlier visit matched: a new patient",
     "no-identity": "no name or birth date: a new patient",
+    "no-kind": "first or returning not asked (an older kiosk): a new patient",
     "staff": "linked by staff",
     "split": "split off by staff: a patient of its own",
 }
@@ -413,7 +415,10 @@ class PatientRepository:
         """Matches one stored visit and records its link (see the module doc)."""
         who = identity_of(payload)
         now = submitted_at or _now()
-        patient_id, method = (None, "first") if who.visit_kind == "first" else self.find_match(tx, who)
+        if who.visit_kind == "returning":
+            patient_id, method = self.find_match(tx, who)
+        else:
+            patient_id, method = None, "first" if who.visit_kind == "first" else "no-kind"
         if patient_id is None:
             patient_id, episode_id = self._new_patient(tx, who.birth_date, now)
         else:
