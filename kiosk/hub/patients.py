@@ -737,6 +737,30 @@ def link_new_visit(tx, record_id: str, payload_json: str, submitted_at: str | No
     PatientRepository(None).link_visit(tx, record_id, payload if isinstance(payload, dict) else {}, submitted_at)
 
 
+def intake_view(backend, intake_id: str) -> dict | None:
+    """What the intake page shows of the visit's patient (``_patient_link.html``),
+    or None."""
+    pr = PatientRepository(backend)
+    link = pr.link_of_intake(intake_id)
+    if link is None:
+        pr.link_unlinked()  # a visit restored or stored before matching existed
+        link = pr.link_of_intake(intake_id)
+    if link is None:
+        return None
+    patient = pr.patient(link.patient_id)
+    if patient is None:
+        return None
+    others = sum(len(e.visits) for e in pr.episodes(patient.id)) - 1
+    previous = json.loads(link.previous) if link.previous else None
+    return {
+        "link": link, "patient": patient, "code": show_code(patient.return_code),
+        "method": METHODS.get(link.method, link.method), "other_visits": others,
+        "matched": link.method in ("code", "name-dob", "staff"),
+        "undo_ref": previous["patient"]["ref"] if previous else None,
+        "candidates": pr.candidates(intake_id),
+    }
+
+
 # -- trends and outcomes (pure) ---------------------------------------------------------------
 
 

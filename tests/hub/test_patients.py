@@ -359,3 +359,18 @@ def test_cli_exports_and_erases_a_patient(hub, kiosk, tmp_path):
     assert payloads[0]["intake_id"] not in csv_text and payloads[2]["intake_id"] in csv_text
     audit = hub.cli("audit").stdout
     assert f'"action": "patient.erase", "target": "{patient.ref}"' in audit and GIVEN not in audit
+
+
+def test_a_long_trend_writes_its_values_and_dates_without_overlap():
+    from kiosk.hub.patients import Trend
+    from kiosk.hub.routers.patients import chart
+
+    start = dt.datetime(2025, 1, 6, tzinfo=dt.timezone.utc)
+    points = [((start + dt.timedelta(days=7 * n)).isoformat(), 7 - n % 5) for n in range(50)]
+    c = chart(Trend("pain-now", "Pain now", points, PEG_RULE, "lower"))
+    written = [m for m in c["marks"] if m.labelled]
+    dated = [m for m in c["marks"] if m.dated]
+    assert c["marks"][0] in written and c["marks"][-1] in written
+    assert min(b.x - a.x for a, b in zip(written, written[1:])) >= 22
+    assert 3 <= len(dated) <= 6 and min(b.x - a.x for a, b in zip(dated, dated[1:])) >= 70
+    assert c["target"] == "4.9" and c["sign"] == "≤"

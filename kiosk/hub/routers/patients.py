@@ -64,6 +64,7 @@ def _patient_or_404(repo, patient_id: str):
 W, H = 640, 250
 LEFT, RIGHT, TOP, BOTTOM = 44, 150, 26, 46
 MAX_LABELLED = 12
+MAX_DATES = 6
 
 
 @dataclass
@@ -89,6 +90,15 @@ def _day(iso: str) -> str:
         return iso[:10]
 
 
+def _spaced(indices, xs: list[float], gap: float) -> set[int]:
+    """Those of ``indices`` (in order of preference) at least ``gap`` apart on x."""
+    kept: list[int] = []
+    for i in indices:
+        if i not in kept and all(abs(xs[i] - xs[j]) >= gap for j in kept):
+            kept.append(i)
+    return set(kept)
+
+
 def chart(trend: Trend) -> dict:
     """The geometry of one measure's SVG plot (see ``_trend.html``)."""
     values = [v for _, v in trend.points]
@@ -105,12 +115,18 @@ def chart(trend: Trend) -> dict:
 
     n = len(values)
     step = inner_w / (n - 1) if n > 1 else 0
-    every = max(1, -(-n // MAX_LABELLED))
-    keep = {0, n - 1, values.index(max(values)), values.index(min(values))} if n else set()
+    xs = [round(LEFT + (i * step if n > 1 else inner_w / 2), 1) for i in range(n)]
+    # Every value is written when they fit; with many visits, the first,
+    # the latest, the lowest, the highest and evenly spaced ones, never two
+    # written on top of each other. Dates likewise, at most MAX_DATES.
+    wanted = [0, n - 1, values.index(min(values)), values.index(max(values))] if n else []
+    wanted += [round(k * (n - 1) / (MAX_LABELLED - 1)) for k in range(MAX_LABELLED)] if n > 1 else []
+    labelled = _spaced(wanted if n > MAX_LABELLED else range(n), xs, 22 if n > MAX_LABELLED else 0)
+    dated = _spaced([0, n - 1, *(round(k * (n - 1) / (MAX_DATES - 1)) for k in range(MAX_DATES))]
+                    if n > MAX_DATES else range(n), xs, 70)
     marks = [
-        Mark(round(LEFT + (i * step if n > 1 else inner_w / 2), 1), y_of(v), _fmt(v), _day(at),
-             labelled=n <= MAX_LABELLED or i in keep or i % every == 0,
-             dated=n <= MAX_LABELLED or i % every == 0 or i == n - 1, first=i == 0, last=i == n - 1)
+        Mark(xs[i], y_of(v), _fmt(v), _day(at), labelled=i in labelled, dated=i in dated,
+             first=i == 0, last=i == n - 1)
         for i, (at, v) in enumerate(trend.points)
     ]
     grid = [(y_of(v), _fmt(v)) for v in (ymin, (ymin + ymax) / 2, ymax)]
@@ -233,30 +249,7 @@ def outcomes_page(request: Request, user: Staff, repo: Repo):
     return render(request, "outcomes.html", user=user, months=months, measures=measures)
 
 
-# -- the match on the intake page ---------------------------------------------------------------
-
-
-def intake_block(repo, intake_id: str) -> dict | None:
-    """What the intake page shows of the visit's patient, or None."""
-    pr = _patients(repo)
-    link = pr.link_of_intake(intake_id)
-    if link is None:
-        pr.link_unlinked()  # a visit restored or stored before matching existed
-        link = pr.link_of_intake(intake_id)
-    if link is None:
-        return None
-    patient = pr.patient(link.patient_id)
-    if patient is None:
-        return None
-    others = sum(len(e.visits) for e in pr.episodes(patient.id)) - 1
-    previous = json.loads(link.previous) if link.previous else None
-    return {
-        "link": link, "patient": patient, "code": show_code(patient.return_code),
-        "method": METHODS.get(link.method, link.method), "other_visits": others,
-        "matched": link.method in ("code", "name-dob", "staff"),
-        "undo_ref": previous["patient"]["ref"] if previous else None,
-        "candidates": pr.candidates(intake_id),
-    }
+# -- the match on the intake page (its block: kiosk.hub.patients.intake_view) ------------------
 
 
 def _decide(repo, intake_id: str):

@@ -450,9 +450,9 @@ def intake_context(repo: HubRepository, intake_id: str) -> dict:
 
 
 def _patient_link(repo: HubRepository, intake_id: str):
-    from .patients import intake_block
+    from ..patients import intake_view
 
-    return intake_block(repo, intake_id)
+    return intake_view(repo.backend, intake_id)
 
 
 @router.get("/intakes/{intake_id}")
