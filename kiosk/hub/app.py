@@ -3,8 +3,9 @@
 * :mod:`kiosk.hub.routers.sync`: the API kiosks talk to (enrollment, records).
 * :mod:`kiosk.hub.routers.staff`: the staff web page at ``/`` (login, live
   list, intakes, alerts), :mod:`~kiosk.hub.routers.exports` (downloads) and
-  :mod:`~kiosk.hub.routers.admin` (accounts, kiosks, audit, retention), with
-  their assets under ``/static``.
+  :mod:`~kiosk.hub.routers.admin` (accounts, kiosks, audit, retention),
+  :mod:`~kiosk.hub.routers.patients` (returning patients' trends, outcomes,
+  match decisions, erasure), with their assets under ``/static``.
 
 The state the routers share (repository, keys) lives on ``app.state.hub``
 and reaches them through the dependencies in :mod:`kiosk.hub.deps`. Every
