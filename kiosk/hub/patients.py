@@ -411,18 +411,20 @@ class PatientRepository:
             return row[0], "name-dob"
         return None, "no-match"
 
-    def link_visit(self, tx, record_id: str, payload: dict, submitted_at: str | None) -> VisitLink:
-        """Matches one stored visit and records its link (see the module doc)."""
+    @classmethod
+    def link_visit(cls, tx, record_id: str, payload: dict, submitted_at: str | None) -> VisitLink:
+        """Matches one stored visit and records its link (see the module
+        doc), inside the caller's transaction ``tx``."""
         who = identity_of(payload)
         now = submitted_at or _now()
         if who.visit_kind == "returning":
-            patient_id, method = self.find_match(tx, who)
+            patient_id, method = cls.find_match(tx, who)
         else:
             patient_id, method = None, "first" if who.visit_kind == "first" else "no-kind"
         if patient_id is None:
-            patient_id, episode_id = self._new_patient(tx, who.birth_date, now)
+            patient_id, episode_id = cls._new_patient(tx, who.birth_date, now)
         else:
-            episode_id = self._latest_episode(tx, patient_id, now)
+            episode_id = cls._latest_episode(tx, patient_id, now)
         intake = payload.get("intake_id") if isinstance(payload.get("intake_id"), str) else None
         measures = json.dumps(measures_of(payload), ensure_ascii=False)
         tx.execute(
@@ -734,7 +736,7 @@ def link_new_visit(tx, record_id: str, payload_json: str, submitted_at: str | No
         payload = json.loads(payload_json)
     except ValueError:
         payload = {}
-    PatientRepository(None).link_visit(tx, record_id, payload if isinstance(payload, dict) else {}, submitted_at)
+    PatientRepository.link_visit(tx, record_id, payload if isinstance(payload, dict) else {}, submitted_at)
 
 
 def intake_view(backend, intake_id: str) -> dict | None:

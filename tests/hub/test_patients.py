@@ -210,6 +210,10 @@ def test_patient_page_shows_each_measure_as_a_plot_with_the_change_and_the_mcid_
     rest = page[page.index('id="measure-1-startback"'):]
     assert "declares no clinically important difference" in rest
     assert [e["target"] for e in web.audit("patient.view")] == [PatientRepository(web.repo.backend).patient(patient_id).ref]
+    ref = PatientRepository(web.repo.backend).patient(patient_id).ref
+    found = client.get("/patients", params={"ref": ref.lower()})
+    assert found.status_code == 303 and found.headers["location"] == f"/patients/{patient_id}"
+    assert client.get("/patients", params={"ref": "P-NOSUCH00"}).status_code == 404
     assert client.get("/patients/" + str(uuid.uuid4())).status_code == 404
     assert client.get("/patients/not-an-id").status_code == 404
 
