@@ -253,7 +253,11 @@ def test_csv_and_fhir_exports_carry_a_stable_patient_reference(web):
     assert re.fullmatch(r"P-[A-Z2-9]{8}", ref_a) and GIVEN not in ref_a
 
     plain = json.loads(b"".join(export.stream("fhir", web.repo)))
+    Bundle.model_validate(plain)
     assert {e["resource"]["resourceType"] for e in plain["entry"]} == {"QuestionnaireResponse"}
+    # Without Patient resources, each response still names its patient by reference.
+    named = {e["resource"]["id"]: e["resource"]["subject"]["identifier"]["value"] for e in plain["entry"]}
+    assert named == {a1: ref_a, a2: ref_a, b1: ref_b}
     bundle = json.loads(b"".join(export.stream("fhir", web.repo, patients=True)))
     Bundle.model_validate(bundle)
     people = {e["fullUrl"]: e["resource"] for e in bundle["entry"] if e["resource"]["resourceType"] == "Patient"}
@@ -262,8 +266,9 @@ def test_csv_and_fhir_exports_carry_a_stable_patient_reference(web):
     responses = {e["resource"]["id"]: e["resource"] for e in bundle["entry"]
                  if e["resource"]["resourceType"] == "QuestionnaireResponse"}
     by_ref = {p["identifier"][0]["value"]: url for url, p in people.items()}
-    assert responses[a1]["subject"] == responses[a2]["subject"] == {"reference": by_ref[ref_a]}
-    assert responses[b1]["subject"] == {"reference": by_ref[ref_b]}
+    assert responses[a1]["subject"]["reference"] == responses[a2]["subject"]["reference"] == by_ref[ref_a]
+    assert responses[b1]["subject"]["reference"] == by_ref[ref_b]
+    assert responses[b1]["subject"]["identifier"]["value"] == ref_b
     # A staff correction shows in the next export.
     client, csrf = web.staff()
     client.post(f"/intakes/{a2}/patient/split", data={"csrf": csrf})

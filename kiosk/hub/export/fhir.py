@@ -177,25 +177,26 @@ class _Subject(msgspec.Struct):
 _decode_subject = msgspec.json.Decoder(_Subject).decode
 
 
-def with_subject(response: bytes, reference: str) -> bytes:
-    """A QuestionnaireResponse (JSON) whose ``subject`` references ``reference``."""
+def with_subject(response: bytes, subject: dict) -> bytes:
+    """A QuestionnaireResponse (JSON) with ``subject`` (a FHIR Reference)."""
     if _decode_subject(response).subject is None:
-        return b'{"subject":{"reference":' + _encode(reference) + b"}," + response[1:]
+        return b'{"subject":' + _encode(subject) + b"," + response[1:]
     whole = _decode_any(response)
-    whole["subject"] = {"reference": reference}
+    whole["subject"] = subject
     return _encode(whole)
 
 
 def stream(repo, since: str | None, before: str | None, report: Report,
            progress: Callable[[int], None] | None, patients: bool = False,
            visits: Iterator[tuple] | None = None) -> Iterator[bytes]:
-    """The Bundle of the visits from ``since`` to ``before``. With
-    ``patients``, a ``Patient`` resource (see :func:`kiosk.hub.patients.fhir_patient`)
-    goes in before the first response of each matched patient, and each
-    response's ``subject`` references it. ``visits`` replaces the range by
-    the given (id, kiosk id, payload, patient id, ref) tuples (one
-    patient's export)."""
-    from ..patients import fhir_patient, iter_visits_with_patients
+    """The Bundle of the visits from ``since`` to ``before``. The response
+    of a visit matched to a patient names them in ``subject`` by their
+    reference (an ``identifier``, ``P-XXXXXXXX``); with ``patients``, a
+    ``Patient`` resource (see :func:`kiosk.hub.patients.fhir_patient`) also
+    goes in before the first response of each patient, and ``subject``
+    references it. ``visits`` replaces the range by the given (id, kiosk
+    id, payload, patient id, ref) tuples (one patient's export)."""
+    from ..patients import PATIENT_REF_SYSTEM, fhir_patient, iter_visits_with_patients
 
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     yield b'{"resourceType":"Bundle","type":"collection","timestamp":' + _encode(now)
@@ -203,24 +204,24 @@ def stream(repo, since: str | None, before: str | None, report: Report,
     separator = b',"entry":['
     buf = bytearray()
     decoder = msgspec.json.Decoder(_Visit)
-    if visits is None and not patients:
-        source = ((rid, kiosk, payload, None, None) for rid, kiosk, payload in repo.iter_visits(since, before))
-    else:
-        source = visits if visits is not None else iter_visits_with_patients(repo, since, before)
+    source = visits if visits is not None else iter_visits_with_patients(repo, since, before)
     seen: set[str] = set()
     for _, _, visit, patient_id, ref, payload in counted(_decoded(source, decoder, report), report, progress):
         buf += separator
         separator = b","
         subject = None
-        if patients and patient_id and ref:
-            subject = uuid.UUID(patient_id).urn
+        if patient_id and ref:
+            subject = {"identifier": {"system": PATIENT_REF_SYSTEM, "value": ref}}
+        if patients and subject:
+            url = uuid.UUID(patient_id).urn
+            subject = {"reference": url, **subject}
             if patient_id not in seen:
                 seen.add(patient_id)
                 try:
                     whole = _decode_any(payload)
                 except msgspec.DecodeError:
                     whole = {}
-                buf += b'{"fullUrl":' + _encode(subject) + b',"resource":'
+                buf += b'{"fullUrl":' + _encode(url) + b',"resource":'
                 buf += _encode(fhir_patient(patient_id, ref, whole if isinstance(whole, dict) else {}))
                 buf += b"},"
         url = _full_url(visit.intake_id)
