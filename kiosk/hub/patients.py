@@ -414,7 +414,11 @@ class PatientRepository:
     @classmethod
     def link_visit(cls, tx, record_id: str, payload: dict, submitted_at: str | None) -> VisitLink:
         """Matches one stored visit and records its link (see the module
-        doc), inside the caller's transaction ``tx``."""
+        doc), inside the caller's transaction ``tx``; a visit already linked
+        keeps its link."""
+        row = tx.execute(f"select {_LINK_COLUMNS} from visit_links where record_id = ?", [record_id]).fetchone()
+        if row is not None:
+            return _link(row)
         who = identity_of(payload)
         now = submitted_at or _now()
         if who.visit_kind == "returning":
@@ -435,6 +439,18 @@ class PatientRepository:
         )
         return VisitLink(record_id, intake, patient_id, episode_id, submitted_at, method, "auto", None, None,
                          None, json.loads(measures), who.visit_kind, who.birth_date)
+
+    def link_intake(self, intake_id: str) -> None:
+        """Links the visit of one intake if it is not linked yet."""
+        with self.backend.transaction() as tx:
+            row = tx.execute("select id, payload, submitted_at from records where kind = 'visit' "
+                             "and intake_id = ?", [intake_id]).fetchone()
+            if row is not None:
+                try:
+                    parsed = json.loads(row[1])
+                except ValueError:
+                    parsed = {}
+                self.link_visit(tx, row[0], parsed if isinstance(parsed, dict) else {}, row[2])
 
     def link_unlinked(self, chunk: int = 500) -> int:
         """Links the visits stored before this module existed (or another way
@@ -745,7 +761,7 @@ def intake_view(backend, intake_id: str) -> dict | None:
     pr = PatientRepository(backend)
     link = pr.link_of_intake(intake_id)
     if link is None:
-        pr.link_unlinked()  # a visit restored or stored before matching existed
+        pr.link_intake(intake_id)  # a visit stored before matching existed, or another way
         link = pr.link_of_intake(intake_id)
     if link is None:
         return None

@@ -383,3 +383,18 @@ def test_a_long_trend_writes_its_values_and_dates_without_overlap():
     assert min(b.x - a.x for a, b in zip(written, written[1:])) >= 22
     assert 3 <= len(dated) <= 6 and min(b.x - a.x for a, b in zip(dated, dated[1:])) >= 70
     assert c["target"] == "4.9" and c["sign"] == "≤"
+
+
+def test_visits_stored_before_matching_existed_are_matched_by_the_hourly_job_or_when_opened(web):
+    old = [visit("first", 6.0), visit("returning", 4.0), visit("returning", 4.0, given="Olu", dob="1990-02-02")]
+    with web.repo.backend.transaction() as tx:
+        for p in old:
+            tx.execute("insert into records (id, kind, kiosk_id, digest, received_at, intake_id, submitted_at, "
+                       "payload) values (?, 'visit', 'k', 'd', ?, ?, ?, ?)",
+                       [p["intake_id"], p["submitted_at"], p["intake_id"], p["submitted_at"], json.dumps(p)])
+    client, _ = web.staff()
+    assert "first visit: a new patient" in client.get(f"/intakes/{old[0]['intake_id']}").text
+    assert retention.run(web.repo) == 0  # no period set: nothing deleted, but every visit matched
+    a, b, c = patients_of(web, [p["intake_id"] for p in old])
+    assert a == b != c
+    assert PatientRepository(web.repo.backend).link_unlinked() == 0

@@ -227,9 +227,7 @@ def patient_erase(request: Request, patient_id: str, user: AdminCsrf, repo: Repo
     if confirm.strip().upper() != patient.ref:
         raise PageRefused(422, f"To erase, type the patient's reference {patient.ref}; nothing was erased.")
     counts = erase(repo, patient, user.name)
-    return render(request, "refused.html", 200, message=(
-        f"Patient {patient.ref} was erased: {counts['visits']} visit(s) and {counts['alerts']} alert(s) "
-        "are gone from the hub. The audit log keeps the reference only."), login=False, user=user)
+    return render(request, "patient_erased.html", user=user, ref=patient.ref, counts=counts)
 
 
 def erase(repo, patient, user: str) -> dict:
