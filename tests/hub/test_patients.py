@@ -371,7 +371,7 @@ def test_cli_exports_and_erases_a_patient(hub, kiosk, tmp_path):
 
 
 def test_a_long_trend_writes_its_values_and_dates_without_overlap():
-    from kiosk.hub.patients import Trend
+    from kiosk.hub.trends import Trend
     from kiosk.hub.routers.patients import chart
 
     start = dt.datetime(2025, 1, 6, tzinfo=dt.timezone.utc)

@@ -26,17 +26,8 @@ from .. import audit
 from .. import export as exports
 from ..auth import AdminCsrf, Csrf, PageRefused, Staff
 from ..deps import Repo
-from ..patients import (
-    METHODS,
-    NotFound,
-    PatientRepository,
-    Trend,
-    identity_of,
-    mcid_text,
-    outcomes,
-    show_code,
-    trends,
-)
+from ..patients import METHODS, NotFound, PatientRepository, identity_of, show_code
+from ..trends import Trend, mcid_text, outcomes, trends
 from .staff import render, valid_intake_id
 
 router = APIRouter(tags=["patients"], include_in_schema=False)

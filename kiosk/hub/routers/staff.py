@@ -444,7 +444,7 @@ def intake_context(repo: HubRepository, intake_id: str) -> dict:
         "alerts": alerts,
         "kiosk_id": visit.kiosk_id if visit else records[0].kiosk_id,
         "review": repo.reviews().get(intake_id),
-        # Issue 19: the visit's patient and the match controls (routers.patients).
+        # Issue 19: the visit's patient and the match controls (kiosk.hub.patients).
         "patient_link": _patient_link(repo, intake_id) if visit else None,
     }
 
