@@ -387,7 +387,8 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
             )""",
             "create index episodes_patient on episodes (patient_id, started_at)",
             # Which patient and episode a visit record belongs to, and how that
-            # was decided; goes with the record. ``measures`` holds the visit's
+            # was decided; goes with the record. ``patient_ref`` repeats the
+            # patient's reference, so an export joins one table. ``measures`` holds the visit's
             # numeric scores with their MCID (see :func:`measures_of`), so the
             # trend and outcome pages never parse payloads. ``previous`` is the
             # link before the last staff change, for "undo".
@@ -396,6 +397,7 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                     deferrable initially deferred,
                 intake_id text,
                 patient_id text not null,
+                patient_ref text,
                 episode_id text not null,
                 submitted_at text,
                 name_key text,

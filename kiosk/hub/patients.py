@@ -43,7 +43,7 @@ import secrets
 import unicodedata
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator
 
 from ..protocol import CODE_ALPHABET
 from .trends import number as _number
@@ -353,10 +353,11 @@ class PatientRepository:
         intake = payload.get("intake_id") if isinstance(payload.get("intake_id"), str) else None
         measures = json.dumps(measures_of(payload), ensure_ascii=False)
         tx.execute(
-            f"insert into visit_links ({_LINK_COLUMNS}, name_key) values (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) "
+            f"insert into visit_links ({_LINK_COLUMNS}, name_key, patient_ref) "
+            "select ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ref from patients where id = ? "
             "on conflict (record_id) do nothing",
             [record_id, intake, patient_id, episode_id, submitted_at, method, "auto", None, None, None,
-             measures, who.visit_kind, who.birth_date, who.key],
+             measures, who.visit_kind, who.birth_date, who.key, patient_id],
         )
         return VisitLink(record_id, intake, patient_id, episode_id, submitted_at, method, "auto", None, None,
                          None, json.loads(measures), who.visit_kind, who.birth_date)
@@ -473,19 +474,6 @@ class PatientRepository:
             rows = tx.execute("select intake_id, episode_id from visit_links where intake_id is not null").fetchall()
         return {r[0]: r[1] for r in rows}
 
-    def patient_refs(self, record_ids: Sequence[str]) -> dict[str, str]:
-        """record id -> patient reference."""
-        out: dict[str, str] = {}
-        ids = list(record_ids)
-        with self.backend.transaction() as tx:
-            for i in range(0, len(ids), 500):
-                part = ids[i : i + 500]
-                marks = ", ".join("?" for _ in part)
-                out.update(tx.execute(
-                    f"select l.record_id, p.ref from visit_links l join patients p on p.id = l.patient_id "
-                    f"where l.record_id in ({marks})", part).fetchall())
-        return out
-
     def candidates(self, intake_id: str) -> list[Patient]:
         """Other patients with the same birth date as the intake's visit (at
         most 20), for the "link to" choice on the intake page."""
@@ -530,8 +518,9 @@ class PatientRepository:
                 patient_id, episode_id = to_patient, self._latest_episode(tx, to_patient, now)
                 method = "staff"
             tx.execute("update visit_links set patient_id = ?, episode_id = ?, method = ?, state = 'corrected', "
-                       "decided_by = ?, decided_at = ?, previous = ? where record_id = ?",
-                       [patient_id, episode_id, method, user, now, json.dumps(before), link.record_id])
+                       "decided_by = ?, decided_at = ?, previous = ?, "
+                       "patient_ref = (select ref from patients where id = ?) where record_id = ?",
+                       [patient_id, episode_id, method, user, now, json.dumps(before), patient_id, link.record_id])
             self._prune(tx, link.patient_id, link.episode_id)
         return link, patient_id
 
@@ -552,9 +541,9 @@ class PatientRepository:
             tx.execute("insert into episodes (id, patient_id, started_at) values (?, ?, ?) on conflict do nothing",
                        [episode["id"], patient["id"], episode["started_at"]])
             tx.execute("update visit_links set patient_id = ?, episode_id = ?, method = ?, state = ?, "
-                       "decided_by = ?, decided_at = ?, previous = null where record_id = ?",
+                       "decided_by = ?, decided_at = ?, previous = null, patient_ref = ? where record_id = ?",
                        [patient["id"], episode["id"], before["method"], before["state"], user, _now(),
-                        link.record_id])
+                        patient["ref"], link.record_id])
             self._prune(tx, link.patient_id, link.episode_id)
         return link, patient["id"]
 
@@ -702,7 +691,7 @@ def intake_view(backend, intake_id: str) -> dict | None:
 
 # -- exports ---------------------------------------------------------------------------------
 
-_REF_JOIN = "left join visit_links l on l.record_id = r.id left join patients p on p.id = l.patient_id"
+_REF_JOIN = "left join visit_links l on l.record_id = r.id"
 
 
 def iter_visit_cells_with_refs(repo, since: str | None, before: str | None, version: int,
@@ -711,7 +700,7 @@ def iter_visit_cells_with_refs(repo, since: str | None, before: str | None, vers
     range with export cells of ``version``, oldest first: what
     :meth:`~kiosk.hub.db.HubRepository.iter_visit_cells` yields, with the
     patient reference joined on (the same keyset walk)."""
-    for row in repo._visit_rows(", e.shape, e.line, e.notes, e.problem, p.ref", since, before, chunk,
+    for row in repo._visit_rows(", e.shape, e.line, e.notes, e.problem, l.patient_ref", since, before, chunk,
                                 f"join export_cells e on e.id = r.id and e.version = ? {_REF_JOIN}", [version]):
         yield (row[0], *row[2:])
 
@@ -721,7 +710,8 @@ def iter_visits_with_patients(repo, since: str | None, before: str | None,
     """(id, kiosk id, payload, patient id, patient ref) of every visit in
     the range, oldest first; the patient is None for a visit not linked."""
     payload = "cast(r.payload as blob)" if repo.backend.name == "sqlite" else "r.payload"
-    for row in repo._visit_rows(f", r.kiosk_id, {payload}, l.patient_id, p.ref", since, before, chunk, _REF_JOIN):
+    for row in repo._visit_rows(f", r.kiosk_id, {payload}, l.patient_id, l.patient_ref", since, before, chunk,
+                                _REF_JOIN):
         yield row[0], row[2], row[3], row[4], row[5]
 
 
