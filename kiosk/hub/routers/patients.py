@@ -222,7 +222,7 @@ def patient_erase(request: Request, patient_id: str, user: AdminCsrf, repo: Repo
 
 
 def erase(repo, patient, user: str) -> dict:
-    """Erases one patient (the CLI and the admin button), audited."""
+    """Erases one patient, audited by reference (the CLI does the same)."""
     counts = _patients(repo).erase(patient.id)
     audit.record(repo, user, "patient.erase", patient.ref,
                  f"{counts['visits']} visit(s), {counts['alerts']} alert(s), {counts['intakes']} intake(s)")
