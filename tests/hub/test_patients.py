@@ -398,3 +398,13 @@ def test_visits_stored_before_matching_existed_are_matched_by_the_hourly_job_or_
     a, b, c = patients_of(web, [p["intake_id"] for p in old])
     assert a == b != c
     assert PatientRepository(web.repo.backend).link_unlinked() == 0
+
+
+def test_a_typed_control_character_cannot_stand_in_for_the_patient_reference(web):
+    p = visit("first", 6.0)
+    p["answers"]["free-text"] = "before\x1eafter"
+    send(web, p)
+    ref = PatientRepository(web.repo.backend).patient(patients_of(web, [p["intake_id"]])[0]).ref
+    header, row = b"".join(export.stream("csv", web.repo)).decode().splitlines()
+    cells = dict(zip(header.split(","), row.split(",")))
+    assert cells["patient_ref"] == ref and cells["free-text"] == "before\ufffdafter"

@@ -149,7 +149,7 @@ def fixed_cells(visit: _Row, kiosk_id: str) -> list[str]:
 
 # Bump when the cells a visit gets change (a new rule for a value, a new
 # fixed column): stored cells of another version are made again.
-CELLS_VERSION = 1
+CELLS_VERSION = 2
 # Separates the stored cells of a visit (see VisitCells): a control
 # character no stored cell holds, because quote() replaces it.
 SEP = "\x1f"
@@ -157,9 +157,13 @@ SEP = "\x1f"
 _QUOTED = re.compile(r'[",\r\n]').search
 # What a stored cell cannot hold: the separator, and NUL (PostgreSQL text
 # cannot); neither has a place in an answer.
-_UNSTORABLE = re.compile("[\x00\x1f]")
-_SPECIAL = re.compile('[",\r\n\x00\x1f]').search
-_ODD = re.compile('[",\r\n\x00]').search
+# Stands in a stored line for the patient reference cell, which is filled
+# in at export time (staff may correct a match): a control character no
+# stored cell holds either.
+REF_MARK = "\x1e"
+_UNSTORABLE = re.compile("[\x00\x1e\x1f]")
+_SPECIAL = re.compile('[",\r\n\x00\x1e\x1f]').search
+_ODD = re.compile('[",\r\n\x00\x1e]').search
 _decode_row = msgspec.json.Decoder(_Row).decode
 _encode = msgspec.json.Encoder().encode
 _decode_list = msgspec.json.Decoder(list[str]).decode
@@ -199,7 +203,8 @@ class VisitCells:
     """One stored visit made ready for the CSV export by :func:`visit_cells`.
 
     ``line`` holds the CSV-quoted cells joined with :data:`SEP`: first the
-    :data:`CSV_COLUMNS`, then one per linkId of the visit in the sorted
+    :data:`CSV_COLUMNS`, then :data:`REF_MARK` in place of the patient
+    reference (filled in by the export), then one per linkId of the visit in the sorted
     order of ``link_ids`` (JSON), whose digest is ``shape``; so when an
     export's columns are exactly those linkIds, the row is ``line`` with
     each separator made a comma. ``notes`` is a JSON list of what was
@@ -239,12 +244,13 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
         notes.append(NOTE_NOT_OBJECT)
     answers = all_answers(visit)
     keys = sorted(answers)
-    row = fixed_cells(visit, kiosk_id)
-    row += cells(map(answers.__getitem__, keys))
-    if max(map(len, row)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in row):
+    fixed = fixed_cells(visit, kiosk_id)
+    answered = cells(map(answers.__getitem__, keys))
+    if max(map(len, fixed + answered)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in fixed + answered):
         notes.append(NOTE_CUT)
     shape, link_ids = shape_of(tuple(keys))
-    return VisitCells(shape=shape, link_ids=link_ids, line=joined(row),
+    line = joined(fixed) + SEP + REF_MARK + (SEP + joined(answered) if answered else "")
+    return VisitCells(shape=shape, link_ids=link_ids, line=line,
                       notes=_encode(notes).decode("utf-8") if notes else None)
 
 
@@ -254,8 +260,8 @@ def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
     (blank where it has no answer, leaving out linkIds that are not
     columns).
 
-    ``line`` here has the patient reference after the fixed cells (see
-    :func:`with_ref`).
+    ``line`` holds :data:`REF_MARK` after the fixed cells, where the
+    patient reference goes.
 
     >>> make = row_maker(["a", "b", "c"], ["a", "c", "d"])
     >>> make(SEP.join(["fixed"] * (len(CSV_COLUMNS) + 1) + ["A", "C", "D"])).split(",")[len(CSV_COLUMNS) + 1:]
@@ -274,22 +280,6 @@ def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
         return ",".join(pick(fields))
 
     return make
-
-
-_N_FIXED = len(CSV_COLUMNS)
-
-
-def with_ref(line: str, ref: str | None) -> str:
-    """A stored ``line`` with the patient reference cell after the fixed cells.
-
-    >>> with_ref(SEP.join(["f"] * len(CSV_COLUMNS) + ["A"]), "P-1").split(SEP)[len(CSV_COLUMNS):]
-    ['P-1', 'A']
-    """
-    ref_cell = cell(ref) if ref else ""
-    parts = line.split(SEP, _N_FIXED)
-    if len(parts) > _N_FIXED:
-        return line[: len(line) - len(parts[-1])] + ref_cell + SEP + parts[-1]
-    return line + SEP + ref_cell
 
 
 def stream(repo, since: str | None, before: str | None, report,
@@ -317,7 +307,7 @@ def stream(repo, since: str | None, before: str | None, report,
             if not set(columns).issuperset(keys):
                 report.note(NOTE_LATE)
             make = makers[shape] = row_maker(columns, keys)
-        out.append(make(with_ref(line, ref)))
+        out.append(make(line).replace(REF_MARK, ref or ""))
         out.append("\r\n")
         if notes is not None:
             for what in _decode_list(notes):
