@@ -3,8 +3,9 @@
 * :mod:`kiosk.hub.routers.sync`: the API kiosks talk to (enrollment, records).
 * :mod:`kiosk.hub.routers.staff`: the staff web page at ``/`` (login, live
   list, intakes, alerts), :mod:`~kiosk.hub.routers.exports` (downloads) and
-  :mod:`~kiosk.hub.routers.admin` (accounts, kiosks, audit, retention), with
-  their assets under ``/static``.
+  :mod:`~kiosk.hub.routers.admin` (accounts, kiosks, audit, retention),
+  :mod:`~kiosk.hub.routers.patients` (returning patients' trends, outcomes,
+  match decisions, erasure), with their assets under ``/static``.
 
 The state the routers share (database, keys) lives on ``app.state.hub``
 and reaches them through the dependencies in :mod:`kiosk.hub.deps`. Every
@@ -35,7 +36,7 @@ from .db import Database, KiosksRepository
 from . import retention
 from .deps import SCOPE_KIOSK, HubState, StaffSettings, check_token
 from .errors import Refused
-from .routers import admin, exports, staff, sync
+from .routers import admin, exports, patients, staff, sync
 
 log = logging.getLogger(__name__)
 
@@ -217,5 +218,6 @@ def create_app(db: Database, private_key: bytes, cert_sha256: str, public_key: b
     app.include_router(staff.router)
     app.include_router(exports.router)
     app.include_router(admin.router)
+    app.include_router(patients.router)
     app.mount("/static", StaticFiles(directory=Path(__file__).parent / "static"), name="static")
     return app

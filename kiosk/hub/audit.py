@@ -15,6 +15,11 @@ export             a download [format and date range]
 user.add           [account], user.disable [account]
 kiosk.enroll-code  a code issued [first 4 characters], kiosk.revoke [kiosk id]
 retention.set      [days], retention.delete [how many intakes and records]
+patient.view       a patient's page [patient reference]
+patient.confirm    a match confirmed [intake id; the reference in detail]
+patient.link       a visit moved to another patient [intake id; "P-A -> P-B"]
+patient.split      a visit made a patient of its own [intake id], patient.undo
+patient.export     a patient's records [reference], patient.erase [reference]
 =================  ==========================================================
 
 >>> entry = {"at": "2026-11-22T09:00:00.000+00:00", "user": "ana", "action": "login", "target": "ana"}

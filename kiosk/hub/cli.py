@@ -10,6 +10,8 @@
     clinic-hub retention --days 365
     clinic-hub export --format fhir --since 2026-11-01 --until 2026-11-30 --out november.json
     clinic-hub revoke kiosk-3
+    clinic-hub patient export P-7QF3K9XM --out patient.json
+    clinic-hub patient erase P-7QF3K9XM
 
 Errors are one line on standard error and exit 1 (2 for bad usage), never a
 traceback.
@@ -339,12 +341,16 @@ def _to_stdout(chunks) -> None:
 @click.option("--until", default=None, help="Only intakes submitted on or before this day (YYYY-MM-DD).")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="File to write (default: standard output); never inside the hub's data folder.")
+@click.option("--patients", is_flag=True,
+              help="fhir: add a Patient resource per matched patient, referenced by each response's subject.")
 @data_option
 @db_option
-def export_command(fmt: str, since: str | None, until: str | None, out: Path | None, data: Path,
+def export_command(fmt: str, since: str | None, until: str | None, out: Path | None, patients: bool, data: Path,
                    db: str | None) -> None:
     """Exports the intakes on the hub for staff: csv, json (JSON lines),
     fhir (an R4 Bundle of QuestionnaireResponses) or pdf (a page per intake).
+    The CSV's patient_ref column (after the fixed ones) names each visit's
+    patient; with --patients the FHIR Bundle holds a Patient per patient.
 
     The file is written privately (mode 0600) and appears only when
     complete. Records that cannot be read are left out with a warning.
@@ -367,7 +373,7 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
             total = records.count_visits(*exports.day_range(since_day, until_day))
             bar = click.progressbar(length=total, label=f"exporting {fmt}", file=sys.stderr)
         chunks = exports.stream(fmt, records, since_day, until_day, report=report,
-                                progress=progress if bar else None)
+                                progress=progress if bar else None, patients=patients)
         with bar or contextlib.nullcontext():
             if out is None:
                 _to_stdout(chunks)
@@ -384,6 +390,60 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
     for line in report.lines():
         click.echo(line, err=True)
     click.echo(f"{report.exported} intake(s) exported", err=True)
+
+
+@main.group()
+def patient() -> None:
+    """A patient's records on request (issue 19): export, erase."""
+
+
+def _patient(database: Database, ref: str):
+    found = database.patients.by_ref(ref)
+    if found is None:
+        raise click.ClickException(f"no patient with reference {ref[:40]!r} on this hub")
+    return found
+
+
+@patient.command("export")
+@click.argument("ref")
+@click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="File to write (default: standard output); never inside the hub's data folder.")
+@data_option
+@db_option
+def patient_export(ref: str, out: Path | None, data: Path, db: str | None) -> None:
+    """Exports everything of patient REF (a P-... reference or return code)
+    as a FHIR R4 Bundle: their Patient and every QuestionnaireResponse."""
+    database = _open(data, db)
+    found = _patient(database, ref)
+    report = exports.Report()
+    chunks = exports.patient_stream(database.records, found.id, report)
+    try:
+        if out is None:
+            _to_stdout(chunks)
+        else:
+            exports.write_file(out, chunks, data_dir=data)
+    except exports.ExportError as exc:
+        raise click.ClickException(str(exc)) from None
+    audit_log.record(database.accounts, _operator(), "patient.export", found.ref, "fhir")
+    click.echo(f"{report.exported} visit(s) of {found.ref} exported", err=True)
+
+
+@patient.command("erase")
+@click.argument("ref")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@data_option
+@db_option
+def patient_erase(ref: str, yes: bool, data: Path, db: str | None) -> None:
+    """Erases patient REF and everything of theirs from the hub: visits,
+    alerts, reviews, episodes (audited, by reference only)."""
+    database = _open(data, db)
+    found = _patient(database, ref)
+    if not yes and sys.stdin is not None and sys.stdin.isatty():
+        click.confirm(f"erase {found.ref} and all their records for good?", abort=True)
+    counts = database.patients.erase(found.id)
+    audit_log.record(database.accounts, _operator(), "patient.erase", found.ref,
+                     f"{counts['visits']} visit(s), {counts['alerts']} alert(s), {counts['intakes']} intake(s)")
+    click.echo(f"erased {found.ref}: {counts['visits']} visit(s), {counts['alerts']} alert(s)")
 
 
 backup.add_commands(main, data_option, db_option)

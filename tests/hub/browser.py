@@ -70,8 +70,8 @@ class KioskSide:
         #: The id the hub gave this kiosk at enrollment.
         self.kiosk_id = read_enrollment(config.data_path)["kiosk_id"]
 
-    def visit(self, answers: dict, status: str = "complete") -> dict:
-        v = Visit(self.pack, "en", kiosk_id=self.kiosk_id)
+    def visit(self, answers: dict, status: str = "complete", visit_kind: str = "first") -> dict:
+        v = Visit(self.pack, "en", kiosk_id=self.kiosk_id, visit_kind=visit_kind)
         for link_id, value in answers.items():
             v.answer(link_id, value)
         return v.payload(status)

@@ -73,9 +73,9 @@ def test_csv_export_of_synced_visits(hub, kiosk):
     assert result.exit_code == 0, result.output
     rows = list(csv.reader(io.StringIO(result.stdout)))
     header, body = rows[0], rows[1:]
-    assert header[: len(CSV_COLUMNS)] == CSV_COLUMNS
-    assert header[len(CSV_COLUMNS):] == sorted(["dob", "free-text", "given-name", "pain-areas",
-                                                "pain-now", "rf-saddle"])
+    assert header[: len(CSV_COLUMNS) + 1] == [*CSV_COLUMNS, "patient_ref"]
+    assert header[len(CSV_COLUMNS) + 1:] == sorted(["dob", "free-text", "given-name", "pain-areas",
+                                                    "pain-now", "rf-saddle"])
     assert len(body) == 4  # visits only, not the alert
     first = dict(zip(header, body[0]))
     assert first["intake_id"] == make_visit(0)["intake_id"]

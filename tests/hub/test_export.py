@@ -19,6 +19,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from kiosk.hub import export
 from kiosk.hub.db import Conflict, IncomingRecord, open_database
+from kiosk.hub.db import patients
 from kiosk.hub.export import fhir as fhir_export
 from kiosk.hub.export import pdf as pdf_export
 from kiosk.hub.export import table
@@ -85,7 +86,10 @@ def test_csv_has_the_contract_columns_then_one_per_linkid(repo):
     data, report = run("csv", repo)
     header, rows = csv_rows(data)
     assert header[: len(export.CSV_COLUMNS)] == export.CSV_COLUMNS
-    link_ids = header[len(export.CSV_COLUMNS):]
+    # Then the patient reference (blank: these visits were put in the table
+    # directly, never matched), then the linkIds.
+    assert header[len(export.CSV_COLUMNS)] == "patient_ref"
+    link_ids = header[len(export.CSV_COLUMNS) + 1:]
     # The calculated item too; a linkId named like a fixed column keeps both.
     assert link_ids == sorted([*intake(0)["answers"], "peg-score", "tier (answer)"])
     assert [r["intake_id"] for r in rows] == [intake(i)["intake_id"] for i in range(3)]
@@ -220,7 +224,8 @@ def test_a_batch_refused_for_a_conflict_leaves_no_cells_and_later_visits_keep_th
 def test_a_visit_stored_during_a_csv_export_never_breaks_its_columns(repo, monkeypatch):
     # A chunk read and written per row, so the export can be paused between rows.
     monkeypatch.setattr(table, "PROGRESS_EVERY", 1)
-    monkeypatch.setattr(repo, "iter_visit_cells", functools.partial(repo.iter_visit_cells, chunk=1))
+    monkeypatch.setattr(patients, "iter_visit_cells_with_refs",
+                        functools.partial(patients.iter_visit_cells_with_refs, chunk=1))
     store(repo, [intake(i) for i in range(2)])
     report = export.Report()
     chunks = export.stream("csv", repo, report=report)
@@ -700,9 +705,9 @@ def test_visits_answered_on_the_kiosk_reach_every_export_through_a_real_sync(hub
     assert apgar_answers["32406-1"][0]["valueCoding"]["code"] == "LA6723-6"
 
     header, rows = csv_rows((out / "visits.csv").read_bytes())
-    assert header[: len(export.CSV_COLUMNS)] == export.CSV_COLUMNS
+    assert header[: len(export.CSV_COLUMNS) + 1] == [*export.CSV_COLUMNS, "patient_ref"]
     link_ids = {k for p in payloads for k in (*p["answers"], *p["computed"])}
-    assert header[len(export.CSV_COLUMNS):] == sorted(link_ids)
+    assert header[len(export.CSV_COLUMNS) + 1:] == sorted(link_ids)
     by_id = {r["intake_id"]: r for r in rows}
     default, scored = by_id[payloads[0]["intake_id"]], by_id[payloads[1]["intake_id"]]
     assert default["kiosk_id"] == scored["kiosk_id"] == kiosk_id

@@ -10,7 +10,9 @@ group), and one repository per area.
   ``db.kiosks`` (:mod:`.kiosks`: enrollment, device tokens, heartbeats),
   ``db.records`` (:mod:`.records`: submitted records, reviews, alert
   acknowledgements, export cells), ``db.content`` (:mod:`.content`: content
-  versions) and ``db.settings`` (:mod:`.settings`).
+  versions), ``db.settings`` (:mod:`.settings`) and ``db.patients``
+  (:mod:`.patients`: returning patients, episodes, which visit is whose;
+  a visit is matched in the transaction that stores it).
 
 Nothing here knows the export formats, the web pages or the CLI: what makes
 a visit's CSV cells is passed in (:class:`~.records.CellFormat`).
@@ -30,13 +32,14 @@ from .backends import Backend, DatabaseURLError, PostgresBackend, SQLiteBackend,
 from .content import ContentRepository, ContentVersion
 from .kiosks import CodeRefused, KiosksRepository, hash_secret
 from .migrations import MIGRATIONS, migrate
+from .patients import PatientRepository, link_new_visit
 from .records import CellFormat, Conflict, IncomingRecord, RecordsRepository, StoredRecord
 from .settings import SettingsRepository
 
 __all__ = [
     "Account", "AccountsRepository", "Backend", "CellFormat", "CodeRefused", "Conflict", "ContentRepository",
     "ContentVersion", "Database", "DatabaseURLError", "IncomingRecord", "KiosksRepository", "MIGRATIONS",
-    "PostgresBackend", "RecordsRepository", "SQLiteBackend", "SessionRow", "SettingsRepository", "StoredRecord",
+    "PatientRepository", "PostgresBackend", "RecordsRepository", "SQLiteBackend", "SessionRow", "SettingsRepository", "StoredRecord",
     "Tx", "hash_secret", "open_backend", "open_database", "utcnow",
 ]
 
@@ -54,9 +57,10 @@ class Database:
         self.backend = backend
         self.accounts = AccountsRepository(backend)
         self.kiosks = KiosksRepository(backend)
-        self.records = RecordsRepository(backend, cells)
+        self.records = RecordsRepository(backend, cells, on_visit_stored=link_new_visit)
         self.content = ContentRepository(backend)
         self.settings = SettingsRepository(backend)
+        self.patients = PatientRepository(backend)
 
     def migrate(self) -> list[str]:
         """Applies pending migrations; returns the names applied."""

@@ -10,8 +10,8 @@ that a hub may already have applied.
 >>> backend = open_backend("sqlite:///:memory:")
 >>> migrate(backend) == names()
 True
->>> migrate(backend), applied(backend)[-1]
-([], '006_content_versions')
+>>> migrate(backend), applied(backend) == names()
+([], True)
 """
 
 from __future__ import annotations
@@ -192,6 +192,58 @@ MIGRATIONS: list[tuple[str, list[str]]] = [
                 published integer not null default 0
             )""",
             "create index content_versions_version on content_versions (content_version)",
+        ],
+    ),
+    # Issue 19, returning patients: see kiosk.hub.db.patients.
+    (
+        "007_patients",
+        [
+            # One row per patient: a random id, the reference exports carry, the
+            # code the patient may type on the kiosk next time (shown to staff
+            # on the intake page), and the birth date of the first visit.
+            """create table patients (
+                id text primary key,
+                ref text not null unique,
+                return_code text not null unique,
+                birth_date text,
+                created_at text not null
+            )""",
+            # A course of care: a first visit starts one, returning visits join
+            # the patient's latest.
+            """create table episodes (
+                id text primary key,
+                patient_id text not null,
+                started_at text not null
+            )""",
+            "create index episodes_patient on episodes (patient_id, started_at)",
+            # Which patient and episode a visit record belongs to, and how that
+            # was decided; goes with the record. ``patient_ref`` repeats the
+            # patient's reference, so an export joins one table. ``measures`` holds the visit's
+            # numeric scores with their MCID (see :func:`measures_of`), so the
+            # trend and outcome pages never parse payloads. ``previous`` is the
+            # link before the last staff change, for "undo".
+            """create table visit_links (
+                record_id text primary key references records (id) on delete cascade
+                    deferrable initially deferred,
+                intake_id text,
+                patient_id text not null,
+                patient_ref text,
+                episode_id text not null,
+                submitted_at text,
+                name_key text,
+                birth_date text,
+                visit_kind text,
+                method text not null,
+                state text not null,
+                decided_by text,
+                decided_at text,
+                previous text,
+                measures text not null default '[]'
+            )""",
+            "create index visit_links_patient on visit_links (patient_id, submitted_at)",
+            "create index visit_links_episode on visit_links (episode_id, submitted_at)",
+            "create index visit_links_identity on visit_links (name_key, birth_date)",
+            "create index visit_links_intake on visit_links (intake_id)",
         ],
     ),
 ]

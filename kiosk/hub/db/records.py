@@ -99,8 +99,12 @@ class RecordsRepository:
     """Storing batches exactly once, the live list and intake pages, alerts
     and reviews, retention's deletions, and the exports' reads."""
 
-    def __init__(self, backend: Backend, cells: CellFormat | None = None):
+    def __init__(self, backend: Backend, cells: CellFormat | None = None,
+                 on_visit_stored: Callable[[Tx, str, str, str | None], None] | None = None):
         self.backend = backend
+        #: called with (tx, record id, payload JSON, submitted_at) for each new
+        #: visit, in the transaction that stores it (the patients' matching)
+        self.on_visit_stored = on_visit_stored
         #: Made for each visit :meth:`store_batch` stores; without it, a
         #: visit's cells are made by the first export that covers it.
         self.cells = cells
@@ -118,6 +122,7 @@ class RecordsRepository:
         statuses: list[str] = []
         conflicts: list[str] = []
         shapes: set[str] = set()
+        new_visits: list[IncomingRecord] = []
         cells = self.cells
         now = utcnow()
         with self.backend.transaction() as tx:
@@ -136,6 +141,8 @@ class RecordsRepository:
                     if rec.kind == "visit" and cells is not None:
                         self._store_cells(tx, rec.id, cells.version, cells.make(kiosk_id, rec.payload_json),
                                           shapes)
+                    if rec.kind == "visit":
+                        new_visits.append(rec)
                     continue
                 row = tx.execute("select digest, kind from records where id = ?", [rec.id]).fetchone()
                 if row and row[0] == rec.digest and row[1] == rec.kind:
@@ -145,6 +152,11 @@ class RecordsRepository:
             if conflicts:
                 # Raising inside the transaction rolls the whole batch back.
                 raise Conflict(conflicts)
+            if self.on_visit_stored is not None:
+                # In the order they were submitted: a kiosk back online sends
+                # a backlog, whose first visit comes before its follow-ups.
+                for rec in sorted(new_visits, key=lambda r: r.submitted_at or ""):
+                    self.on_visit_stored(tx, rec.id, rec.payload_json, rec.submitted_at)
         self._remember_shapes(shapes)
         return statuses
 

@@ -32,7 +32,7 @@ from .table import CSV_COLUMNS, cell, neutralise
 
 __all__ = [
     "CSV_COLUMNS", "FILE_SUFFIX", "FORMATS", "MEDIA_TYPES", "PDF_MAX_INTAKES", "ExportError", "Report",
-    "cell", "day_range", "neutralise", "stream", "write_file",
+    "cell", "day_range", "neutralise", "patient_stream", "stream", "write_file",
 ]
 
 FORMATS = ("csv", "json", "fhir", "pdf")
@@ -71,14 +71,18 @@ def day_range(since: dt.date | str | None, until: dt.date | str | None) -> tuple
 
 
 def stream(fmt: str, records, since: dt.date | str | None = None, until: dt.date | str | None = None, *,
-           report: Report | None = None, progress: Callable[[int], None] | None = None) -> Iterator[bytes]:
+           report: Report | None = None, progress: Callable[[int], None] | None = None,
+           patients: bool = False) -> Iterator[bytes]:
     """The export of the visits submitted from ``since`` to ``until``
     (inclusive days, either open) in format ``fmt``, as chunks of bytes,
     read from ``records`` (the hub's ``db.records``).
 
     ``report`` collects counts and warnings; ``progress`` is called with the
-    number of intakes done so far. Raises :class:`ExportError` before the
-    first chunk when the export cannot be made.
+    number of intakes done so far. With ``patients`` the FHIR Bundle also
+    holds a ``Patient`` per matched patient, referenced by each
+    response's ``subject`` (the CSV always has the ``patient_ref`` column).
+    Raises :class:`ExportError` before the first chunk when the export
+    cannot be made.
     """
     if fmt not in FORMATS:
         raise ExportError(f"export format {fmt!r} is not one of {', '.join(FORMATS)}")
@@ -101,7 +105,17 @@ def stream(fmt: str, records, since: dt.date | str | None = None, until: dt.date
         return _json_lines(records, first, before, report, progress)
     from . import fhir
 
-    return fhir.stream(records, first, before, report, progress)
+    return fhir.stream(records, first, before, report, progress, patients=patients)
+
+
+def patient_stream(records, patient_id: str, report: Report | None = None) -> Iterator[bytes]:
+    """One patient's records on request: a FHIR R4 Bundle with their
+    ``Patient`` and every QuestionnaireResponse of theirs, referencing it."""
+    from . import fhir
+    from ..db.patients import iter_patient_visits
+
+    return fhir.stream(records, None, None, report if report is not None else Report(), None, patients=True,
+                       visits=iter_patient_visits(records, patient_id))
 
 
 def _json_lines(records, since, before, report, progress) -> Iterator[bytes]:

@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from .common import Report, StoredVisit, all_answers, counted, read_visits
+from .common import Report, StoredVisit, all_answers, counted
 
 # Patterns of the FHIR R4 primitive types (datatypes.html).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -203,25 +203,88 @@ def _full_url(intake_id: Any) -> str | None:
         return None
 
 
+class _Subject(msgspec.Struct):
+    subject: Any = None
+
+
+_decode_subject = msgspec.json.Decoder(_Subject).decode
+
+
+def with_subject(response: bytes, subject: dict) -> bytes:
+    """A QuestionnaireResponse (JSON) with ``subject`` (a FHIR Reference)."""
+    if _decode_subject(response).subject is None:
+        return b'{"subject":' + _encode(subject) + b"," + response[1:]
+    whole = _decode_any(response)
+    whole["subject"] = subject
+    return _encode(whole)
+
+
 def stream(records, since: str | None, before: str | None, report: Report,
-           progress: Callable[[int], None] | None) -> Iterator[bytes]:
+           progress: Callable[[int], None] | None, patients: bool = False,
+           visits: Iterator[tuple] | None = None) -> Iterator[bytes]:
+    """The Bundle of the visits from ``since`` to ``before``. The response
+    of a visit matched to a patient names them in ``subject`` by their
+    reference (an ``identifier``, ``P-XXXXXXXX``); with ``patients``, a
+    ``Patient`` resource (see :func:`kiosk.hub.db.patients.fhir_patient`) also
+    goes in before the first response of each patient, and ``subject``
+    references it. ``visits`` replaces the range by the given (id, kiosk
+    id, payload, patient id, ref) tuples (one patient's export)."""
+    from ..db.patients import PATIENT_REF_SYSTEM, fhir_patient, iter_visits_with_patients
+
     now = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
     yield b'{"resourceType":"Bundle","type":"collection","timestamp":' + _encode(now)
     # FHIR allows no empty arrays: "entry" is opened by the first intake.
     separator = b',"entry":['
     buf = bytearray()
     decoder = msgspec.json.Decoder(_Visit)
-    for _, _, visit in counted(read_visits(records, since, before, decoder, report), report, progress):
+    source = visits if visits is not None else iter_visits_with_patients(records, since, before)
+    seen: set[str] = set()
+    for _, _, visit, patient_id, ref, payload in counted(_decoded(source, decoder, report), report, progress):
         buf += separator
+        separator = b","
+        subject = None
+        if patient_id and ref:
+            subject = {"identifier": {"system": PATIENT_REF_SYSTEM, "value": ref}}
+        if patients and subject:
+            url = uuid.UUID(patient_id).urn
+            subject = {"reference": url, **subject}
+            if patient_id not in seen:
+                seen.add(patient_id)
+                try:
+                    whole = _decode_any(payload)
+                except msgspec.DecodeError:
+                    whole = {}
+                buf += b'{"fullUrl":' + _encode(url) + b',"resource":'
+                buf += _encode(fhir_patient(patient_id, ref, whole if isinstance(whole, dict) else {}))
+                buf += b"},"
         url = _full_url(visit.intake_id)
         buf += b'{"fullUrl":' + _encode(url) + b',"resource":' if url else b'{"resource":'
-        buf += response_for(visit, report)
+        response = response_for(visit, report)
+        buf += with_subject(response, subject) if subject else response
         buf += b"}"
         for later_url, response in later_responses(visit, report):
-            buf += b',{"fullUrl":' + _encode(later_url) + b',"resource":' + response + b"}"
-        separator = b","
+            buf += b',{"fullUrl":' + _encode(later_url) + b',"resource":'
+            buf += (with_subject(response, subject) if subject else response) + b"}"
         if len(buf) > 1 << 16:
             yield bytes(buf)
             buf.clear()
     buf += b"]}" if separator == b"," else b"}"
     yield bytes(buf)
+
+
+def _decoded(source: Iterator[tuple], decoder, report: Report) -> Iterator[tuple]:
+    """(id, kiosk id, decoded visit, patient id, ref, payload) of each
+    readable visit of ``source``; unreadable ones are skipped and reported."""
+    for record_id, kiosk_id, payload, patient_id, ref in source:
+        try:
+            visit = decoder.decode(payload)
+        except msgspec.ValidationError:
+            report.skip(record_id, "payload is not a JSON object")
+            continue
+        except (msgspec.DecodeError, TypeError):
+            report.skip(record_id, "broken JSON")
+            continue
+        except RecursionError:
+            report.skip(record_id, "JSON nested too deeply")
+            continue
+        yield record_id, kiosk_id, visit, patient_id, ref, payload

@@ -1,8 +1,9 @@
-"""The CSV export: the contract's :data:`CSV_COLUMNS`, then one column per
-answered linkId, in alphabetical order so two exports of the same data line
-up, then one per score of the packs that is not a fixed column
-(``score:odi``, and ``score:ID:FIELD`` for each part of a score with
-several, such as a band), from what the kiosk sent with each visit
+"""The CSV export: the contract's :data:`CSV_COLUMNS`, then
+:data:`PATIENT_REF` (the visit's patient, see :mod:`kiosk.hub.db.patients`),
+then one column per answered linkId, in alphabetical order so two exports
+of the same data line up, then one per score of the packs that is not a
+fixed column (``score:odi``, and ``score:ID:FIELD`` for each part of a score
+with several, such as a band), from what the kiosk sent with each visit
 (``display.scores``, or the result's scores of a visit from an older kiosk).
 
 Each visit's cells are made once, when the hub stores it
@@ -57,8 +58,12 @@ FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 # Spreadsheets hold at most 32,767 characters in a cell; longer text is cut
 # here, visibly, rather than spilling or being refused by the spreadsheet.
 MAX_CELL = 32_000
+#: The column after :data:`CSV_COLUMNS`: the stable, non-identifying
+#: reference of the visit's patient (blank for a visit not linked to one).
+#: It is not part of the stored cells, since staff may correct a match.
+PATIENT_REF = "patient_ref"
 _PLAIN_NOT = frozenset(FORMULA_START)
-_FIXED = frozenset(CSV_COLUMNS)
+_FIXED = frozenset([*CSV_COLUMNS, PATIENT_REF])
 _encode_sorted = msgspec.json.Encoder(order="sorted").encode
 CUT_MARK = " [cut]"
 
@@ -207,7 +212,7 @@ def fixed_cells(visit: _Row, kiosk_id: str) -> list[str]:
 
 # Bump when the cells a visit gets change (a new rule for a value, a new
 # fixed column): stored cells of another version are made again.
-CELLS_VERSION = 2
+CELLS_VERSION = 3  # 2: score columns (issue 18) or the patient reference (issue 19); 3: both
 # Separates the stored cells of a visit (see VisitCells): a control
 # character no stored cell holds, because quote() replaces it.
 SEP = "\x1f"
@@ -215,9 +220,13 @@ SEP = "\x1f"
 _QUOTED = re.compile(r'[",\r\n]').search
 # What a stored cell cannot hold: the separator, and NUL (PostgreSQL text
 # cannot); neither has a place in an answer.
-_UNSTORABLE = re.compile("[\x00\x1f]")
-_SPECIAL = re.compile('[",\r\n\x00\x1f]').search
-_ODD = re.compile('[",\r\n\x00]').search
+# Stands in a stored line for the patient reference cell, which is filled
+# in at export time (staff may correct a match): a control character no
+# stored cell holds either.
+REF_MARK = "\x1e"
+_UNSTORABLE = re.compile("[\x00\x1e\x1f]")
+_SPECIAL = re.compile('[",\r\n\x00\x1e\x1f]').search
+_ODD = re.compile('[",\r\n\x00\x1e]').search
 _decode_row = msgspec.json.Decoder(_Row).decode
 _decode_loose_row = msgspec.json.Decoder(_LooseRow).decode
 _encode = msgspec.json.Encoder().encode
@@ -258,7 +267,8 @@ class VisitCells:
     """One stored visit made ready for the CSV export by :func:`visit_cells`.
 
     ``line`` holds the CSV-quoted cells joined with :data:`SEP`: first the
-    :data:`CSV_COLUMNS`, then one per linkId of the visit in the sorted
+    :data:`CSV_COLUMNS`, then :data:`REF_MARK` in place of the patient
+    reference (filled in by the export), then one per linkId of the visit in the sorted
     order of ``link_ids`` (JSON), whose digest is ``shape``; so when an
     export's columns are exactly those linkIds, the row is ``line`` with
     each separator made a comma. ``notes`` is a JSON list of what was
@@ -303,14 +313,14 @@ def visit_cells(kiosk_id: str, payload: str | bytes) -> VisitCells:
     scores = score_values(visit)
     keys = sorted(answers)
     score_keys = sorted(scores)
-    row = fixed_cells(visit, kiosk_id)
-    row += cells(map(answers.__getitem__, keys))
-    row += cells(map(scores.__getitem__, score_keys))
+    fixed = fixed_cells(visit, kiosk_id)
+    answered = cells(map(answers.__getitem__, keys)) + cells(map(scores.__getitem__, score_keys))
     keys += score_keys
-    if max(map(len, row)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in row):
+    if max(map(len, fixed + answered)) > MAX_CELL and any(c.endswith(CUT_MARK) for c in fixed + answered):
         notes.append(NOTE_CUT)
     shape, link_ids = shape_of(tuple(keys))
-    return VisitCells(shape=shape, link_ids=link_ids, line=joined(row),
+    line = joined(fixed) + SEP + REF_MARK + (SEP + joined(answered) if answered else "")
+    return VisitCells(shape=shape, link_ids=link_ids, line=line,
                       notes=_encode(notes).decode("utf-8") if notes else None)
 
 
@@ -325,14 +335,17 @@ def row_maker(columns: list[str], link_ids: list[str]) -> Callable[[str], str]:
     (blank where it has no answer, leaving out linkIds that are not
     columns).
 
+    ``line`` holds :data:`REF_MARK` after the fixed cells, where the
+    patient reference goes.
+
     >>> make = row_maker(["a", "b", "c"], ["a", "c", "d"])
-    >>> make(SEP.join(["fixed"] * len(CSV_COLUMNS) + ["A", "C", "D"])).split(",")[len(CSV_COLUMNS):]
+    >>> make(SEP.join(["fixed"] * (len(CSV_COLUMNS) + 1) + ["A", "C", "D"])).split(",")[len(CSV_COLUMNS) + 1:]
     ['A', '', 'C']
     """
     if link_ids == columns:
         return lambda line: line.replace(SEP, ",")
     where = {key: i for i, key in enumerate(link_ids)}
-    fixed = len(CSV_COLUMNS)
+    fixed = len(CSV_COLUMNS) + 1
     # Index -1 is the blank appended to the fields below.
     pick = operator.itemgetter(*range(fixed), *(fixed + where[c] if c in where else -1 for c in columns))
 
@@ -357,8 +370,11 @@ def stream(records, since: str | None, before: str | None, report,
     columns = sorted(k for k in every if not k.startswith(SCORE)) + sorted(k for k in every if k.startswith(SCORE))
     makers = {shape: row_maker(columns, keys) for shape, keys in keys_of.items()}
     del keys_of
-    out = [",".join([*CSV_COLUMNS, *(quote(cell(header(k))) for k in columns)]), "\r\n"]
-    for record_id, shape, line, notes, problem in records.iter_visit_cells(since, before, CELLS_VERSION):
+    out = [",".join([*CSV_COLUMNS, PATIENT_REF, *(quote(cell(header(k))) for k in columns)]), "\r\n"]
+    from ..db.patients import iter_visit_cells_with_refs
+
+    for record_id, shape, line, notes, problem, ref in iter_visit_cells_with_refs(records, since, before,
+                                                                                  CELLS_VERSION):
         if problem is not None:
             report.skip(record_id, problem)
             continue
@@ -368,7 +384,7 @@ def stream(records, since: str | None, before: str | None, report,
             if not set(columns).issuperset(keys):
                 report.note(NOTE_LATE)
             make = makers[shape] = row_maker(columns, keys)
-        out.append(make(line))
+        out.append(make(line).replace(REF_MARK, ref or ""))
         out.append("\r\n")
         if notes is not None:
             for what in _decode_list(notes):

@@ -45,6 +45,7 @@ def download(
     fmt: Annotated[str, Form(alias="format", max_length=10)] = "csv",
     since: Annotated[str, Form(max_length=20)] = "",
     until: Annotated[str, Form(max_length=20)] = "",
+    patients: Annotated[str, Form(max_length=5)] = "",
 ):
     if fmt not in exports.FORMATS:
         raise PageRefused(422, f"format: {fmt[:10]!r} is not one the hub exports ({', '.join(exports.FORMATS)}).")
@@ -52,7 +53,7 @@ def download(
     try:
         # A range the format cannot take (dates reversed, a PDF of too many
         # intakes) is refused before the first byte, as a page, not a broken download.
-        chunks = exports.stream(fmt, db.records, since_iso, until_iso)
+        chunks = exports.stream(fmt, db.records, since_iso, until_iso, patients=patients == "on")
         first = next(chunks, b"")
     except exports.ExportError as exc:
         raise PageRefused(422, f"{exc}; nothing was exported.") from None

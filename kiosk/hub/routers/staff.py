@@ -49,6 +49,7 @@ from ..auth import (
     start_session,
 )
 from ..db import Database, RecordsRepository, StoredRecord
+from ..db.patients import intake_view
 from ..deps import Db, State
 from ..view import patient_name, visit_view
 
@@ -364,6 +365,8 @@ def intake_context(db: Database, intake_id: str) -> dict:
         "alerts": alerts,
         "kiosk_id": visit.kiosk_id if visit else records[0].kiosk_id,
         "review": db.records.reviews().get(intake_id),
+        # Issue 19: the visit's patient and the match controls (kiosk.hub.db.patients).
+        "patient_link": intake_view(db.backend, intake_id) if visit else None,
     }
 
 
