@@ -53,6 +53,9 @@ class AttractLoop(FloatLayout):
     poster_seconds = NumericProperty(8.0)
     #: Seconds to wait for a clip's first frame before showing its poster.
     first_frame_timeout = NumericProperty(8.0)
+    #: The line under the clips (English; shown in the visit's language).
+    #: Where the loop does not start a visit itself, it points at the buttons.
+    start_hint = StringProperty("Touch the screen to start")
 
     index = NumericProperty(-1)
     title = StringProperty("")

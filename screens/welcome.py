@@ -50,8 +50,10 @@ class WelcomeScreen(KioskScreen):
         if not holder.children and self.app.catalogue is not None:
             from .attract import AttractLoop
 
-            loop = AttractLoop()
-            loop.bind(on_start_visit=lambda *_: self.app.begin_visit())
+            # A touch on the clips starts nothing: a visit begins with the
+            # patient's own choice, first visit or returning (a returning
+            # patient taken for a new one would be a stranger on the hub).
+            loop = AttractLoop(start_hint="Choose one of the buttons to start")
             holder.add_widget(loop)
         for child in holder.children:
             if hasattr(child, "start"):

@@ -623,6 +623,12 @@ def test_the_attract_loop_decodes_only_while_the_welcome_screen_shows(tmp_path):
         app = h.app
         loop = app.sm.get_screen("welcome").ids.attract_holder.children[0]
         assert frames_until(lambda: loop.has_frame and decoding())
+        # A touch on the clips starts nothing: a visit begins with the
+        # patient's choice of first visit or returning (issue 19).
+        assert loop.ids.start_label.text == "Choose one of the buttons to start"
+        h.tap(loop)
+        h.frames(2)
+        assert app.sm.current == "welcome" and app.visit is None
         # Two steps within one frame (a quick patient, or replay): the
         # transition to privacy is cut short, yet the loop must stop.
         app.begin_visit()
