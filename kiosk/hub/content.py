@@ -24,6 +24,7 @@ from nacl.signing import SigningKey
 
 from ..content import (MAX_FILE_BYTES, MAX_FILES, MAX_TOTAL_BYTES, ContentError, make_bundle, name_problem,
                        selftest, write_tree)
+from ..questionnaire.compose import has_screening
 from .db.content import ContentRepository, ContentVersion
 
 #: Largest upload the admin form takes (the zip or .json as sent).
@@ -88,9 +89,10 @@ def read_upload(filename: str, data: bytes) -> tuple[str, dict[str, bytes]]:
     return ".", files
 
 
-def check_upload(filename: str, data: bytes) -> tuple[str, str, dict[str, bytes]]:
-    """(content_version, entry, files) of an upload that passes the checks a
-    kiosk runs before using content; raises :class:`ContentError` with the
+def check_upload(filename: str, data: bytes) -> tuple[str, str, dict[str, bytes], bool]:
+    """(content_version, entry, files, whether it asks the red-flag
+    screening) of an upload that passes the checks a kiosk runs before
+    using content; raises :class:`ContentError` with the
     ``path:location: message`` lines otherwise (paths inside the pack)."""
     entry, files = read_upload(filename, data)
     with tempfile.TemporaryDirectory(prefix="clinic-hub-upload-") as tmp:
@@ -99,7 +101,7 @@ def check_upload(filename: str, data: bytes) -> tuple[str, str, dict[str, bytes]
         pack, problems = selftest(root if entry == "." else root / entry)
         if problems:
             raise ContentError([line.replace(str(root) + "/", "").replace(str(root), ".") for line in problems])
-    return pack.content_version, entry, files
+    return pack.content_version, entry, files, has_screening(pack)
 
 
 def sign(signing_key: bytes, bundle: bytes) -> str:
@@ -111,7 +113,16 @@ def verify_key_b64(signing_key: bytes) -> str:
 
 
 def store_upload(repo: ContentRepository, signing_key: bytes, filename: str, data: bytes,
-                 user: str) -> ContentVersion:
-    content_version, entry, files = check_upload(filename, data)
+                 user: str) -> tuple[ContentVersion, list[str]]:
+    """The new version kept, and what the admin should know of it (a pack
+    without the red-flag screening, which kiosks refuse unless told)."""
+    content_version, entry, files, screening = check_upload(filename, data)
     bundle = make_bundle(content_version, entry, files)
-    return repo.add(content_version, bundle, sign(signing_key, bundle), user)
+    return repo.add(content_version, bundle, sign(signing_key, bundle), user), [] if screening else [NO_SCREENING]
+
+
+#: Said on the admin page when an upload has no red-flag screening.
+NO_SCREENING = ("It has no red-flag screening: kiosks refuse it unless their own configuration says "
+                '[kiosk] screening = "off". To use another tool\'s questionnaire, upload a pack folder whose '
+                'pack.json "parts" list {"builtin": "default"} first, then the questionnaire.')
+

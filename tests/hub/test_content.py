@@ -8,6 +8,7 @@ client (login, CSRF), and the kiosk's own sync worker and intake session.
 
 from __future__ import annotations
 
+import html
 import io
 import json
 import re
@@ -108,6 +109,7 @@ def test_published_pack_reaches_a_running_kiosk_between_visits(sqlite_hub, admin
         r = admin.upload("mypack.zip", pack_zip(tmp_path))
         assert r.status_code == 200, r.text
         assert "Checked and kept as default@2.0.0-test" in r.text
+        assert "red-flag screening" not in r.text  # the default pack has it
         admin.publish("default@2.0.0-test")
 
         session.begin()  # a patient is already answering when the new version arrives
@@ -217,6 +219,8 @@ def test_a_single_questionnaire_file_is_a_version_too(sqlite_hub, admin):
     r = admin.upload(path.name, path.read_bytes())
     assert r.status_code == 200, r.text
     assert "Checked and kept as" in r.text
+    # The admin is told, before publishing, that kiosks refuse it as it is.
+    assert "It has no red-flag screening: kiosks refuse it unless" in html.unescape(r.text)
 
 
 def test_a_kiosk_enrolled_before_content_signing_takes_the_key_over_the_pinned_connection(sqlite_hub, admin,

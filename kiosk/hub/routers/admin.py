@@ -135,13 +135,13 @@ async def upload_content(request: Request, user: AdminCsrf, state: State, file: 
     data = await file.read(MAX_UPLOAD_BYTES + 1)
     name = (file.filename or "upload")[:200]
     try:
-        version = store_upload(state.db.content, state.signing_key, name, data, user.name)
+        version, notices = store_upload(state.db.content, state.signing_key, name, data, user.name)
     except ContentError as exc:
         audit.record(state.db.accounts, user.name, "content.refused", name[:100], exc.problems[0][:200])
         return _content_page(request, user, state, 422, problems=exc.problems[:50])
     audit.record(state.db.accounts, user.name, "content.upload", version.content_version, version.sha256)
-    return _content_page(request, user, state, message=f"Checked and kept as {version.content_version}. "
-                                                       "Publish it to send it to the kiosks.")
+    return _content_page(request, user, state, message=" ".join([
+        f"Checked and kept as {version.content_version}.", *notices, "Publish it to send it to the kiosks."]))
 
 
 @router.post("/content/{version_id}/publish")
