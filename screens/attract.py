@@ -53,8 +53,8 @@ class AttractLoop(FloatLayout):
     poster_seconds = NumericProperty(8.0)
     #: Seconds to wait for a clip's first frame before showing its poster.
     first_frame_timeout = NumericProperty(8.0)
-    #: The line under the clips (English; shown in the visit's language).
-    #: Where the loop does not start a visit itself, it points at the buttons.
+    #: The line under the clips (English; shown in the visit's language);
+    #: empty where a touch on the loop starts nothing.
     start_hint = StringProperty("Touch the screen to start")
 
     index = NumericProperty(-1)

@@ -53,7 +53,7 @@ class WelcomeScreen(KioskScreen):
             # A touch on the clips starts nothing: a visit begins with the
             # patient's own choice, first visit or returning (a returning
             # patient taken for a new one would be a stranger on the hub).
-            loop = AttractLoop(start_hint="Choose one of the buttons to start")
+            loop = AttractLoop(start_hint="")
             holder.add_widget(loop)
         for child in holder.children:
             if hasattr(child, "start"):
