@@ -1,7 +1,8 @@
-"""Pieces the browser test and the alert-latency bench share: Debian's
+"""Pieces the browser tests and the alert-latency bench share: Debian's
 Chromium driven by Playwright (never a downloaded browser), and a kiosk
 that raises an emergency the way the Kivy app does, with the sync worker
-running in the background as `clinic-kiosk run` runs it.
+running in the background as `clinic-kiosk run` runs it. The browser tests'
+``chromium`` and ``desk`` fixtures are in tests/hub/conftest.py.
 """
 
 from __future__ import annotations
@@ -11,12 +12,16 @@ import shutil
 import time
 from pathlib import Path
 
+
 from kiosk.alerts import Alert
 from kiosk.crypto import read_enrollment
 from kiosk.questionnaire import load_pack
 from kiosk.runtime import Runtime
 from kiosk.sync import SyncWorker
 from kiosk.visit import Visit
+
+#: The password of the staff accounts the ``desk`` fixture adds.
+PASSWORD = "front desk 2468"
 
 CHROMIUM = os.environ.get("CLINIC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -281,3 +281,38 @@ def enroll_kiosk(hub: Hub, data: Path, url: str | None = None, kiosk_id: str = "
 @pytest.fixture
 def kiosk(hub, tmp_path):
     return enroll_kiosk(hub, tmp_path / "kiosk-data")
+
+
+# -- the browser tests (Debian's Chromium, see tests/hub/browser.py) ------------------
+
+
+@pytest.fixture(scope="module")
+def chromium():
+    """Debian's Chromium under Playwright, one per test module (missing:
+    a failure under CI and make test, a skip by hand; see tests.tools)."""
+    from playwright import sync_api as playwright_api
+
+    from .browser import NoChromium, chromium_path, launch
+
+    try:
+        chromium_path()
+    except NoChromium as exc:
+        missing(str(exc))
+    with playwright_api.sync_playwright() as p:
+        browser = launch(p)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def desk(sqlite_hub, tmp_path):
+    """The hub with a staff account (maria) and an admin (boss), and an enrolled kiosk."""
+    from .browser import PASSWORD, KioskSide
+
+    for name, role in (("maria", "staff"), ("boss", "admin")):
+        r = sqlite_hub.cli("user", "add", name, "--role", role, input=PASSWORD + "\n")
+        assert r.exit_code == 0, r.output
+    cfg = enroll_kiosk(sqlite_hub, tmp_path / "kiosk-data", kiosk_id="front-desk", sync_interval_s=30.0)
+    kiosk = KioskSide(cfg)
+    yield sqlite_hub, kiosk
+    kiosk.close()

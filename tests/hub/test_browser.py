@@ -15,41 +15,12 @@ import io
 import json
 import os
 
-import pytest
-from playwright import sync_api as playwright_api
+from .browser import PASSWORD, log_in, wait_until
+from .conftest import REPO_ROOT
 
-from .browser import KioskSide, NoChromium, chromium_path, launch, log_in, wait_until
-from .conftest import REPO_ROOT, enroll_kiosk
-from tests.tools import missing
-
-PASSWORD = "front desk 2468"
 #: Where the screenshots go: the README's pictures with UPDATE_DOCS=1, else
 #: a folder of the test run's own (a test run never rewrites tracked files).
 DOCS = REPO_ROOT / "docs" if os.environ.get("UPDATE_DOCS") else None
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    try:
-        chromium_path()
-    except NoChromium as exc:
-        missing(str(exc))
-    with playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def desk(sqlite_hub, tmp_path):
-    """The hub with a staff and an admin account, and an enrolled kiosk."""
-    for name, role in (("maria", "staff"), ("boss", "admin")):
-        r = sqlite_hub.cli("user", "add", name, "--role", role, input=PASSWORD + "\n")
-        assert r.exit_code == 0, r.output
-    cfg = enroll_kiosk(sqlite_hub, tmp_path / "kiosk-data", kiosk_id="front-desk", sync_interval_s=30.0)
-    kiosk = KioskSide(cfg)
-    yield sqlite_hub, kiosk
-    kiosk.close()
 
 
 ROUTINE = {"given-name": "Rosa", "family-name": "Delgado", "dob": "1980-03-14", "pain-now": 4,

@@ -19,34 +19,19 @@ import types
 
 import pytest
 from click.testing import CliRunner
-from playwright import sync_api as playwright_api
 
 from kiosk.config import Config
 from kiosk.crypto import read_enrollment
 from kiosk.cli import enroll_command
-from tests.tools import missing
 
-from .browser import NoChromium, chromium_path, launch, log_in
+from .browser import PASSWORD, log_in
 from .conftest import REPO_ROOT
 from .test_export import fhir_answers, validated_bundle
 
-PASSWORD = "front desk 2468"
 PIN = 'staff_pin_hash = "scrypt$0BLXqBddUQQ44DSywD/Z5g==$Nup21dEKtRhuISsXkv0F8BwoXIVnccXGo8msFiIyOOg="'
 DATA = REPO_ROOT / "tests" / "data"
 BLUEBOOK = DATA / "questionnaires" / "hl7-questionnaire-example-bluebook.json"
 RIVERSIDE = DATA / "packs" / "riverside"
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    try:
-        chromium_path()
-    except NoChromium as exc:
-        missing(str(exc))
-    with playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
 
 
 def selftest_answers(**changes) -> dict:

@@ -15,14 +15,9 @@ import datetime as dt
 import os
 import re
 
-import pytest
-from playwright import sync_api as playwright_api
+from .browser import PASSWORD, KioskSide, log_in, wait_until
+from .conftest import REPO_ROOT
 
-from .browser import KioskSide, NoChromium, chromium_path, launch, log_in, wait_until
-from .conftest import REPO_ROOT, enroll_kiosk
-from tests.tools import missing
-
-PASSWORD = "front desk 2468"
 DOCS = REPO_ROOT / "docs" if os.environ.get("UPDATE_DOCS") else None
 
 #: The vignette: chronic low back pain, improving over six weeks of treatment.
@@ -33,28 +28,6 @@ VISITS = [  # (days after the first visit, pain now, PEG items)
     (21, 5, (5, 5, 5)),
     (42, 3, (3, 4, 3)),
 ]
-
-
-@pytest.fixture(scope="module")
-def chromium():
-    try:
-        chromium_path()
-    except NoChromium as exc:
-        missing(str(exc))
-    with playwright_api.sync_playwright() as p:
-        browser = launch(p)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def desk(sqlite_hub, tmp_path):
-    r = sqlite_hub.cli("user", "add", "maria", "--role", "staff", input=PASSWORD + "\n")
-    assert r.exit_code == 0, r.output
-    cfg = enroll_kiosk(sqlite_hub, tmp_path / "kiosk-data", kiosk_id="front-desk", sync_interval_s=30.0)
-    kiosk = KioskSide(cfg)
-    yield sqlite_hub, kiosk
-    kiosk.close()
 
 
 def send(kiosk: KioskSide, answers: dict, kind: str, at: dt.datetime, code: str | None = None) -> str:
