@@ -94,19 +94,27 @@ def read_visits(records, since: str | None, before: str | None, decoder: msgspec
                 report: Report) -> Iterator[tuple[str, str, Any]]:
     """(record id, kiosk id, decoded payload) of each readable visit;
     unreadable ones are skipped and reported."""
-    for record_id, kiosk_id, payload in records.iter_visits(since, before):
+    for (record_id, kiosk_id, _), visit in decoded_rows(records.iter_visits(since, before), decoder, report):
+        yield record_id, kiosk_id, visit
+
+
+def decoded_rows(rows: Iterator[tuple], decoder: msgspec.json.Decoder, report: Report) -> Iterator[tuple]:
+    """(row, decoded payload) of each row (record id, kiosk id, payload,
+    ...) whose payload the decoder reads; the others are skipped and
+    reported under their record id."""
+    for row in rows:
         try:
-            visit = decoder.decode(payload)
+            visit = decoder.decode(row[2])
         except msgspec.ValidationError:
-            report.skip(record_id, "payload is not a JSON object")
+            report.skip(row[0], "payload is not a JSON object")
             continue
         except (msgspec.DecodeError, TypeError):
-            report.skip(record_id, "broken JSON")
+            report.skip(row[0], "broken JSON")
             continue
         except RecursionError:
-            report.skip(record_id, "JSON nested too deeply")
+            report.skip(row[0], "JSON nested too deeply")
             continue
-        yield record_id, kiosk_id, visit
+        yield row, visit
 
 
 def counted(visits: Iterator, report: Report, progress: Callable[[int], None] | None) -> Iterator:

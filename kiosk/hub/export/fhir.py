@@ -24,7 +24,7 @@ from typing import Any, Callable, Iterator
 
 import msgspec
 
-from .common import Report, StoredVisit, all_answers, counted
+from .common import Report, StoredVisit, all_answers, counted, decoded_rows
 
 # Patterns of the FHIR R4 primitive types (datatypes.html).
 FHIR_ID = re.compile(r"[A-Za-z0-9\-.]{1,64}")
@@ -239,7 +239,7 @@ def stream(records, since: str | None, before: str | None, report: Report,
     decoder = msgspec.json.Decoder(_Visit)
     source = visits if visits is not None else iter_visits_with_patients(records, since, before)
     seen: set[str] = set()
-    for _, _, visit, patient_id, ref, payload in counted(_decoded(source, decoder, report), report, progress):
+    for (_, _, payload, patient_id, ref), visit in counted(decoded_rows(source, decoder, report), report, progress):
         buf += separator
         separator = b","
         subject = None
@@ -271,20 +271,3 @@ def stream(records, since: str | None, before: str | None, report: Report,
     buf += b"]}" if separator == b"," else b"}"
     yield bytes(buf)
 
-
-def _decoded(source: Iterator[tuple], decoder, report: Report) -> Iterator[tuple]:
-    """(id, kiosk id, decoded visit, patient id, ref, payload) of each
-    readable visit of ``source``; unreadable ones are skipped and reported."""
-    for record_id, kiosk_id, payload, patient_id, ref in source:
-        try:
-            visit = decoder.decode(payload)
-        except msgspec.ValidationError:
-            report.skip(record_id, "payload is not a JSON object")
-            continue
-        except (msgspec.DecodeError, TypeError):
-            report.skip(record_id, "broken JSON")
-            continue
-        except RecursionError:
-            report.skip(record_id, "JSON nested too deeply")
-            continue
-        yield record_id, kiosk_id, visit, patient_id, ref, payload
