@@ -38,7 +38,13 @@ def _l(value: Any) -> list:
 
 def plain(value: Any, depth: int = 0) -> str:
     """A stored value as one line of text (lists joined, objects as
-    ``key: value``, booleans as yes/no), cut at :data:`MAX_TEXT`."""
+    ``key: value``, booleans as yes/no), cut at :data:`MAX_TEXT`; the
+    intake page and the PDF (:func:`kiosk.hub.export.pdf.printable`) both
+    word values with it.
+
+    >>> plain(4.0), plain(1234567.8), plain([True, {"value": 3, "unit": "wk"}])
+    ('4', '1234567.8', 'yes, 3 wk')
+    """
     if depth > 3:
         return "…"
     if isinstance(value, bool):
@@ -46,7 +52,8 @@ def plain(value: Any, depth: int = 0) -> str:
     elif value is None:
         text = ""
     elif isinstance(value, float):
-        text = f"{value:g}"
+        # 4.0 as "4"; any other number in full (never cut to six digits)
+        text = str(int(value)) if value.is_integer() and abs(value) < 1e15 else repr(value)
     elif isinstance(value, list):
         text = ", ".join(plain(v, depth + 1) for v in value)
     elif isinstance(value, dict):

@@ -28,7 +28,7 @@ import msgspec
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from ..view import Figure, VisitView, visit_view
+from ..view import Figure, VisitView, plain, visit_view
 from .common import ExportError, Report, StoredVisit, all_answers, as_dict, as_list, counted, read_visits
 
 FONT_DIRS = (
@@ -55,7 +55,6 @@ OUTLINE = (120, 120, 120)
 # Control characters (other than tab and newline) cannot be printed; a
 # surrogate that slipped into a stored string cannot be encoded.
 _UNPRINTABLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
-MAX_TEXT = 2000
 # Deeper than any questionnaire nests; a stored response nested deeper is cut.
 MAX_DEPTH = 12
 
@@ -75,29 +74,11 @@ def check_font() -> None:
     font_paths()
 
 
-def printable(value: Any, depth: int = 0) -> str:
-    """Any stored value as one line of printable text, cut at a length a
-    page can hold (and at a depth of nesting no answer has)."""
-    if depth > 3:
-        return "…"
-    if isinstance(value, bool):
-        text = "yes" if value else "no"
-    elif value is None:
-        text = ""
-    elif isinstance(value, list):
-        text = ", ".join(printable(v, depth + 1) for v in value)
-    elif isinstance(value, dict):
-        if "display" in value or "code" in value:
-            text = printable(value.get("display") or value.get("code"), depth + 1)
-        elif "value" in value:
-            text = f"{printable(value.get('value'), depth + 1)} {printable(value.get('unit'), depth + 1)}".strip()
-        else:
-            text = ", ".join(f"{printable(k)}: {printable(v, depth + 1)}" for k, v in value.items())
-    else:
-        text = str(value)
-    if len(text) > MAX_TEXT:
-        text = text[:MAX_TEXT] + "…"
-    return _UNPRINTABLE.sub("\ufffd", text)
+def printable(value: Any) -> str:
+    """Any stored value as one line of text the page can print: worded as on
+    the intake page (:func:`kiosk.hub.view.plain`, cut at a length a page
+    holds), control characters and lone surrogates replaced."""
+    return _UNPRINTABLE.sub("\ufffd", plain(value))
 
 
 def when(value: Any) -> str:
