@@ -324,22 +324,25 @@ def load_current_pack(config):
     offers ``[kiosk] staff_language`` (see :func:`config_problems`);
     published content that fails them is set aside like content that does
     not load."""
-    from .questionnaire import PackError, load_pack
+    from .questionnaire import PackError
 
     published = ContentStore(config.data_path).pack_path()
     if published is not None:
         try:
-            pack = load_pack(published)
-            problems, notices = config_problems(config, pack)
-            if problems:
-                raise PackError(problems, notices)
-            for line in notices:
-                log.warning("content: %s", line)
-            return pack
+            return _usable_pack(config, published)
         except PackError as exc:
             log.error("content: the published content cannot be used (%s); using the configured pack",
                       exc.problems[0] if exc.problems else "unknown")
-    pack = load_pack(config.kiosk.content_pack or None)
+    return _usable_pack(config, config.kiosk.content_pack or None)
+
+
+def _usable_pack(config, path):
+    """The pack at ``path`` (None: the built-in one), loaded and checked
+    against the configuration (:func:`config_problems`); its notices are
+    logged. Raises PackError."""
+    from .questionnaire import PackError, load_pack
+
+    pack = load_pack(path)
     problems, notices = config_problems(config, pack)
     if problems:
         raise PackError(problems, notices)
