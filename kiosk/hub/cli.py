@@ -323,6 +323,15 @@ def _database_errors() -> tuple[type[BaseException], ...]:
     return (sqlite3.Error, psycopg.Error)
 
 
+def _deliver(chunks, out: Path | None, data: Path) -> None:
+    """An export to ``out`` (privately, never into the data folder ``data``),
+    or to standard output."""
+    if out is None:
+        _to_stdout(chunks)
+    else:
+        exports.write_file(out, chunks, data_dir=data)
+
+
 def _to_stdout(chunks) -> None:
     stdout = sys.stdout.buffer
     try:
@@ -375,10 +384,7 @@ def export_command(fmt: str, since: str | None, until: str | None, out: Path | N
         chunks = exports.stream(fmt, records, since_day, until_day, report=report,
                                 progress=progress if bar else None, patients=patients)
         with bar or contextlib.nullcontext():
-            if out is None:
-                _to_stdout(chunks)
-            else:
-                exports.write_file(out, chunks, data_dir=data)
+            _deliver(chunks, out, data)
     except exports.ExportError as exc:
         raise click.ClickException(str(exc)) from None
     except _database_errors() as exc:
@@ -418,10 +424,7 @@ def patient_export(ref: str, out: Path | None, data: Path, db: str | None) -> No
     report = exports.Report()
     chunks = exports.patient_stream(database.records, found.id, report)
     try:
-        if out is None:
-            _to_stdout(chunks)
-        else:
-            exports.write_file(out, chunks, data_dir=data)
+        _deliver(chunks, out, data)
     except exports.ExportError as exc:
         raise click.ClickException(str(exc)) from None
     audit_log.record(database.accounts, _operator(), "patient.export", found.ref, "fhir")
